@@ -7,6 +7,8 @@ register. The SimPy guest-driver process and the tests both use this class.
 
 from __future__ import annotations
 
+import copy
+
 from gicsim import commands as C
 from gicsim.abi import GIC_LPI_OFFSET, L2_DTES, SZ_64K, encode_l1e
 from gicsim.its import (
@@ -150,3 +152,12 @@ class GuestItsDriver:
                 self.itt_bits[device] = event_bits
             return C.mapd(device, itt, event_bits, True)
         return C.mapd(device, 0, 1, False)
+
+    def rebind(self, vgic: Vgic, its: VgicIts) -> GuestItsDriver:
+        """The same guest (allocations, queue position) now running on another VM."""
+        new = copy.copy(self)
+        new.vgic, new.its, new.mem = vgic, its, vgic.mem
+        new.pend_base = dict(self.pend_base)
+        new.itt = dict(self.itt)
+        new.itt_bits = dict(self.itt_bits)
+        return new

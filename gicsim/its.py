@@ -151,16 +151,16 @@ class ItsDevice:
 class TableStats:
     """What a save or restore touched, for the timing model."""
 
-    entries_read: int = 0  # every table slot read (empty ones counted in bulk)
+    entries_read: int = 0  # every table slot read (untouched runs counted in bulk)
+    invalid_read: int = 0  # of which empty/invalid slots the walk stepped over one by one
     entries_written: int = 0
-    mappings: int = 0  # devices + ITEs + collections created on restore
-    lpis_synced: int = 0
+    devices: int = 0  # restored
+    ites: int = 0  # restored event -> LPI mappings
+    collections: int = 0  # restored
 
-    def add(self, other: TableStats) -> None:
-        self.entries_read += other.entries_read
-        self.entries_written += other.entries_written
-        self.mappings += other.mappings
-        self.lpis_synced += other.lpis_synced
+    @property
+    def mappings(self) -> int:
+        return self.devices + self.ites + self.collections
 
 
 CommandHook = Callable[["VgicIts", ItsCmd, "str | None"], None]
@@ -820,6 +820,7 @@ class VgicIts:
             st.entries_read += 1
             cte = abi.decode_cte(val)
             if not cte.valid:
+                st.invalid_read += 1
                 return
             if cte.target_addr != COLLECTION_NOT_MAPPED and self.vgic.kvm_get_vcpu_by_id(cte.target_addr) is None:
                 raise EINVAL(f"CTE ICID {cte.icid} targets vCPU {cte.target_addr}, which does not exist")
@@ -828,7 +829,7 @@ class VgicIts:
             if self.vgic_its_check_id(baser, cte.icid) is None:
                 raise EINVAL(f"CTE ICID {cte.icid} outside the collection table")
             self.vgic_its_alloc_collection(cte.icid).target_addr = cte.target_addr
-            st.mappings += 1
+            st.collections += 1
             gpa += ESZ
             read += ESZ
 
@@ -848,10 +849,12 @@ class VgicIts:
             nz = mem.find_nonzero(gpa, gpa + length, ESZ)
             if nz is None:
                 st.entries_read += length // ESZ
+                st.invalid_read += length // ESZ
                 return 1
             if nz != gpa:
                 skipped = (nz - gpa) // ESZ
                 st.entries_read += skipped
+                st.invalid_read += skipped
                 id_ += skipped
                 length -= nz - gpa
                 gpa = nz
@@ -883,6 +886,7 @@ class VgicIts:
             def handle_l1_dte(l1_id: int, val: int) -> int:
                 valid, l2 = abi.decode_l1e(val)
                 if not valid:
+                    st.invalid_read += 1
                     return 1
                 return self.scan_its_table(l2, SZ_64K, l1_id * L2_DTES, restore_dte, st)
 
@@ -893,12 +897,13 @@ class VgicIts:
     def vgic_its_restore_dte(self, id_: int, val: int, st: TableStats, hp: bool) -> int:
         dte = abi.decode_dte(val)
         if not dte.valid:
+            st.invalid_read += 1
             # head_pointer variant: an invalid entry's next field jumps to the next valid one
             return dte.next if hp and dte.next else 1
         if self.vgic_its_check_id(self.baser_device_table, id_) is None:
             raise EINVAL(f"DTE for DeviceID {id_:#x} outside the device table")
         dev = self.vgic_its_alloc_device(id_, dte.itt_addr, dte.num_eventid_bits)
-        st.mappings += 1
+        st.devices += 1
         try:
             self.vgic_its_restore_itt(dev, st, hp)
         except KvmError:
@@ -915,6 +920,7 @@ class VgicIts:
     def vgic_its_restore_ite(self, dev: ItsDevice, event_id: int, val: int, st: TableStats, hp: bool) -> int:
         ite = abi.decode_ite(val)
         if ite.pintid == 0:
+            st.invalid_read += 1
             return ite.next if hp and ite.next else 1
         if ite.pintid < VGIC_MIN_LPI:
             raise EINVAL(f"ITE {dev.device_id}/{event_id}: pINTID {ite.pintid} < 8192")
@@ -928,7 +934,7 @@ class VgicIts:
         vcpu = self.collection_to_vcpu(coll)
         irq = self.vgic.vgic_add_lpi(ite.pintid, vcpu)
         self.vgic_its_alloc_ite(dev, coll, event_id, irq)
-        st.mappings += 1
+        st.ites += 1
         return ite.next
 
     # ============================================== architectural snapshot ====

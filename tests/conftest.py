@@ -60,3 +60,21 @@ def make_vm(
 @pytest.fixture
 def vm() -> VM:
     return make_vm()
+
+
+def migrate_plain(src: VM, kernel: KernelProfile | None = None, order: str = "qemu") -> VM:
+    """Save on ``src`` (pending tables, ITS tables, registers), copy RAM, restore on a fresh
+    VM in QEMU's order. No timing: the kernel model only."""
+    from gicsim import vmm
+
+    vmm.save_pending_tables(src.gic)
+    vmm.its_save_tables(src.itsdev)
+    its_regs = vmm.its_read_regs(src.itsdev)
+    rd_regs = vmm.redist_read_regs(src.gic, src.vgic.nr_vcpus)
+    dst_mem = GuestMemory(src.mem.size, src.mem.base)
+    src.mem.copy_pages_to(dst_mem)
+    dst = make_vm(src.vgic.nr_vcpus, kernel or src.vgic.kernel, mem=dst_mem, boot=False)
+    dst.drv = src.drv.rebind(dst.vgic, dst.its)  # allocations travel with RAM
+    vmm.redist_write_regs(dst.gic, rd_regs)
+    vmm.its_restore_regs_qemu(dst.itsdev, its_regs)
+    return dst

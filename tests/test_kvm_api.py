@@ -7,7 +7,17 @@ from conftest import make_vm
 
 from gicsim import commands as C
 from gicsim.errors import EBUSY, EEXIST, EINVAL, ENODEV, ENXIO
-from gicsim.its import GITS_BASER, GITS_CBASER, GITS_CREADR, GITS_CTLR, GITS_CWRITER, GITS_IIDR, GITS_TYPER, GITS_VALID, VgicIts
+from gicsim.its import (
+    GITS_BASER,
+    GITS_CBASER,
+    GITS_CREADR,
+    GITS_CTLR,
+    GITS_CWRITER,
+    GITS_IIDR,
+    GITS_TYPER,
+    GITS_VALID,
+    VgicIts,
+)
 from gicsim.kvm import (
     KVM_DEV_ARM_ITS_CTRL_RESET,
     KVM_DEV_ARM_ITS_RESTORE_TABLES,
