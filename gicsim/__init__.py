@@ -1,3 +1,10 @@
 """gicsim: a discrete-event co-simulator of the KVM arm64 vGICv3 ITS and its live migration."""
 
 __version__ = "0.1.0"
+
+
+def run(src):  # type: ignore[no-untyped-def]
+    """Run a scenario (path, dict or Scenario) and return a Result (.summary, .trace)."""
+    from gicsim.simulation import run as _run
+
+    return _run(src)

@@ -193,6 +193,7 @@ class VgicIts:
         self.translation_cache: dict[int, VgicIrq] = {}
         self.on_command: CommandHook | None = None
         self.commands_run = 0
+        self.deferred = False
         from gicsim.vgic import INITIAL_PROPBASER_VALUE
 
         vgic.propbaser = INITIAL_PROPBASER_VALUE
@@ -511,28 +512,40 @@ class VgicIts:
 
     # ======================================================== command queue ====
     def vgic_its_process_commands(self) -> int:
-        """Run every command from CREADR to CWRITER; returns how many ran."""
-        if not self.enabled:
+        """Run every command from CREADR to CWRITER; returns how many ran.
+
+        With ``deferred`` set (the co-simulation), nothing runs here: the SimPy ITS process
+        drains the queue with :meth:`process_one`, charging time per command.
+        """
+        if self.deferred:
             return 0
-        cbase = GITS_CBASER_ADDRESS(self.cbaser)
-        qsize = ITS_CMD_BUFFER_SIZE(self.cbaser)
         n = 0
-        while self.cwriter != self.creadr:
-            try:
-                raw = self.mem.read(cbase + self.creadr, ITS_CMD_SIZE)
-            except EFAULT:
-                raw = None  # GICv3 spec 6.3.2: a command that cannot be read is ignored
-            if raw is not None:
-                cmd = decode_cmd(raw)
-                err = self.vgic_its_handle_command(cmd)
-                n += 1
-                if self.on_command is not None:
-                    self.on_command(self, cmd, err)
-            self.creadr += ITS_CMD_SIZE
-            if self.creadr == qsize:
-                self.creadr = 0
-        self.commands_run += n
+        while self.process_one() is not None:
+            n += 1
         return n
+
+    def process_one(self) -> tuple[ItsCmd | None, str | None] | None:
+        """Execute the command at CREADR and advance it; None when idle or disabled.
+
+        Returns (command, error); the command is None when it could not be read.
+        """
+        if not self.enabled or self.cwriter == self.creadr:
+            return None
+        try:
+            raw = self.mem.read(GITS_CBASER_ADDRESS(self.cbaser) + self.creadr, ITS_CMD_SIZE)
+        except EFAULT:
+            raw = None  # GICv3 spec 6.3.2: a command that cannot be read is ignored
+        cmd = err = None
+        if raw is not None:
+            cmd = decode_cmd(raw)
+            err = self.vgic_its_handle_command(cmd)
+            self.commands_run += 1
+            if self.on_command is not None:
+                self.on_command(self, cmd, err)
+        self.creadr += ITS_CMD_SIZE
+        if self.creadr == ITS_CMD_BUFFER_SIZE(self.cbaser):
+            self.creadr = 0
+        return cmd, err
 
     def vgic_its_handle_command(self, cmd: ItsCmd) -> str | None:
         """Run one command; returns None or the error KVM would discard (E_ITS_* / errno)."""

@@ -1,0 +1,209 @@
+"""The guest's ITS driver as SimPy processes: boot programming on vCPU 0 at t=0, then timed
+actions, each run on its vCPU through the command queue (so commands only run while that
+vCPU runs, and a CWRITER write keeps the vCPU inside an MMIO exit until KVM is done)."""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterable
+from typing import TYPE_CHECKING, Any
+
+from gicsim import commands as C
+from gicsim.component import Component
+from gicsim.guest import LPI_PROP_DEFAULT_PRIO, GuestItsDriver, QueueFull
+from gicsim.its import GITS_CTLR, GITS_CWRITER
+from gicsim.vgic import GICR_CTLR, GICR_PENDBASER
+
+if TYPE_CHECKING:
+    from gicsim.simulation import Simulation
+    from gicsim.vcpu import Vcpu
+
+# (raw command, gcmd row fields: vcpu, lpi, device, event, icid, info)
+Cmd = tuple[bytes, tuple[int, int, int, int, int, str]]
+
+
+class BootError(Exception):
+    """The guest could not complete boot (e.g. queue full while the ITS is disabled)."""
+
+
+class GuestDriver(Component):
+    base_name = "its_driver"
+
+    def __init__(self, sim: Simulation) -> None:
+        super().__init__(sim.env, sim.trace, sim.guest)
+        self.sim = sim
+        sc = sim.scenario
+        vm0 = sim.vms[0]
+        self.drv = GuestItsDriver(
+            vm0.vgic, vm0.its, cmdq_kib=sc.vm.its.cmdq_kib, device_table=sc.vm.its.device_table
+        )
+        t = sim.timing
+        self.mmio_ns = t.mmio_kernel_ns
+        self.booted = sim.env.event()
+        self.add_process(self.boot)
+
+    def rebind(self) -> None:
+        vm = self.sim.current_vm
+        self.drv = self.drv.rebind(vm.vgic, vm.its)
+
+    # -- processes ------------------------------------------------------------------------
+    def boot(self) -> Generator[Any, Any, None]:
+        vcpu = self.sim.vcpus[0]
+        with vcpu.work.request() as req:
+            yield req
+            yield from self.mmio(vcpu, self.drv.probe, n=5)  # CBASER, BASER0/1, PROPBASER..
+            for step in self.sim.scenario.guest.boot:
+                yield from self.do_step(vcpu, step.kind, step.args)
+        self.booted.succeed()
+
+    def action(self, vcpu: Vcpu, kind: str, args: Any) -> Generator[Any, Any, None]:
+        with vcpu.work.request() as req:
+            yield req
+            yield from vcpu.wait_running()
+            yield from self.do_step(vcpu, kind, args)
+
+    # -- primitives -------------------------------------------------------------------------
+    def mmio(self, vcpu: Vcpu, fn: Any, n: int = 1) -> Generator[Any, Any, None]:
+        """``n`` trapped register writes from ``vcpu`` (in-kernel emulation, 451 ns each)."""
+        yield from vcpu.wait_running()
+        vcpu.mmio_begin()
+        try:
+            yield self.env.timeout(self.mmio_ns * n)
+            fn()
+        finally:
+            vcpu.mmio_end()
+
+    def kick_cwriter(self, vcpu: Vcpu) -> Generator[Any, Any, None]:
+        """Write GITS_CWRITER: trap, then KVM runs the queue under the ITS lock."""
+        yield from vcpu.wait_running()
+        vm = self.sim.current_vm
+        vcpu.mmio_begin()
+        try:
+            yield self.env.timeout(self.mmio_ns)
+            req = vm.its_lock.request()
+            yield req
+            try:
+                vm.its.its_write(GITS_CWRITER, 8, self.drv.cwriter)
+                yield from vm.drain()
+            finally:
+                vm.its_lock.release(req)
+        finally:
+            vcpu.mmio_end()
+
+    def post(self, vcpu: Vcpu, cmds: Iterable[Cmd]) -> Generator[Any, Any, None]:
+        """Write commands into the queue (waiting for room like Linux), then CWRITER."""
+        drv = self.drv
+        rec = self.trace.rec
+        dirty = False
+        for raw, g in cmds:
+            while True:
+                try:
+                    drv.write_cmd(raw)
+                    break
+                except QueueFull:
+                    if not self.sim.current_vm.its.enabled:
+                        raise BootError("command queue full while the ITS is disabled") from None
+                    yield from self.kick_cwriter(vcpu)
+                    dirty = False
+            side = self.sim.current_vm.side
+            rec.append((self.env.now, "gcmd", side) + g)
+            if g[5] == "INT":
+                rec.append((self.env.now, "raise", side, vcpu.id, -1, g[2], g[3], -1, "int"))
+            dirty = True
+        if dirty:
+            yield from self.kick_cwriter(vcpu)
+
+    def config_lpis(self, lpis: Iterable[int], priority: int = LPI_PROP_DEFAULT_PRIO, enabled: bool = True) -> None:
+        rec = self.trace.rec
+        side = self.sim.current_vm.side
+        info = "enabled" if enabled else "disabled"
+        now = self.env.now
+        for lpi in lpis:
+            self.drv.lpi_config(lpi, priority, enabled)
+            rec.append((now, "lpi_config", side, -1, lpi, -1, -1, -1, info))
+
+    # -- steps ----------------------------------------------------------------------------
+    def do_step(self, vcpu: Vcpu, kind: str, a: Any) -> Generator[Any, Any, None]:
+        drv = self.drv
+        sim = self.sim
+        nv = sim.scenario.vm.vcpus
+        if kind in ("enable_lpis", "disable_lpis"):
+            vcpus = range(nv) if a == "all" or a is None else a
+            for v in vcpus:
+                if kind == "enable_lpis":
+                    yield from self.mmio(vcpu, lambda v=v: drv.enable_lpis(v), n=2)
+                else:
+                    yield from self.mmio(vcpu, lambda v=v: drv.disable_lpis(v))
+        elif kind == "set_pending":
+            rec = self.trace.rec
+            side = sim.current_vm.side
+            for lpi in a.lpis:
+                drv.set_pending(a.vcpu, lpi)
+                rec.append((self.env.now, "raise", side, a.vcpu, lpi, -1, -1, -1, "set_pending"))
+        elif kind == "mask":
+            targets = (vcpu.id,) if isinstance(a, bool) else a
+            for v in targets:
+                sim.vcpus[v].set_masked(a if isinstance(a, bool) else True)
+        elif kind == "its_enable":
+            vm = sim.current_vm
+            yield from vcpu.wait_running()
+            vcpu.mmio_begin()
+            try:
+                yield self.env.timeout(self.mmio_ns)
+                req = vm.its_lock.request()
+                yield req
+                vm.its.its_write(GITS_CTLR, 4, int(a))
+                yield from vm.drain()
+                vm.its_lock.release(req)
+            finally:
+                vcpu.mmio_end()
+        elif kind == "lpi_config":
+            self.config_lpis(a.lpis, a.priority, a.enabled)
+        else:
+            yield from self.post(vcpu, self.commands(kind, a))
+
+    def commands(self, kind: str, a: Any) -> Iterable[Cmd]:
+        """Encode a command step, writing property bytes first for LPIs it maps."""
+        drv = self.drv
+        if kind == "mapc":
+            yield C.mapc(a.icid, a.vcpu, a.valid), (a.vcpu, -1, -1, -1, a.icid, "MAPC" if a.valid else "MAPC-")
+        elif kind == "mapd":
+            bits = a.event_bits or 1
+            raw = drv.mapd_cmd(a.device, bits, a.valid)
+            yield raw, (-1, -1, a.device, -1, -1, "MAPD" if a.valid else "MAPD-")
+        elif kind == "mapti":
+            self.config_lpis((a.lpi,))
+            yield C.mapti(a.device, a.event, a.lpi, a.icid), (-1, a.lpi, a.device, a.event, a.icid, "MAPTI")
+        elif kind == "map_events":
+            icids = a.icid
+            self.config_lpis(a.lpis)
+            for i, (ev, lpi) in enumerate(zip(a.events, a.lpis, strict=True)):
+                icid = icids[i % len(icids)]
+                yield C.mapti(a.device, ev, lpi, icid), (-1, lpi, a.device, ev, icid, "MAPTI")
+        elif kind == "map_devices":
+            icids = a.icid
+            lpi = a.first_lpi
+            n = 0
+            for dev in a.devices:
+                yield drv.mapd_cmd(dev, a.event_bits, True), (-1, -1, dev, -1, -1, "MAPD")
+                for ev in a.events:
+                    icid = icids[n % len(icids)]
+                    self.config_lpis((lpi,))
+                    yield C.mapti(dev, ev, lpi, icid), (-1, lpi, dev, ev, icid, "MAPTI")
+                    lpi += 1
+                    n += 1
+        elif kind == "movi":
+            yield C.movi(a.device, a.event, a.icid), (-1, -1, a.device, a.event, a.icid, "MOVI")
+        elif kind == "movall":
+            yield C.movall(a.from_vcpu, a.to_vcpu), (a.to_vcpu, -1, -1, -1, a.from_vcpu, "MOVALL")
+        elif kind in ("discard", "inv", "int", "clear"):
+            enc = {"discard": C.discard, "inv": C.inv, "int": C.int_, "clear": C.clear}[kind]
+            yield enc(a.device, a.event), (-1, -1, a.device, a.event, -1, kind.upper())
+        elif kind == "invall":
+            yield C.invall(a.icid), (-1, -1, -1, -1, a.icid, "INVALL")
+        elif kind == "sync":
+            yield C.sync(0), (-1, -1, -1, -1, a.icid, "SYNC")
+        else:  # pragma: no cover - the scenario model rejects unknown steps
+            raise ValueError(f"unknown guest step {kind!r}")
+
+
+__all__ = ["GuestDriver", "BootError", "GICR_CTLR", "GICR_PENDBASER"]

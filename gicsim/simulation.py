@@ -1,0 +1,235 @@
+"""Wiring: build the components of a scenario, run SimPy, judge the trace, summarise.
+
+``gicsim.run(path_or_dict)`` is the Python API (notebooks); the CLI calls the same thing.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+import pandas as pd
+import simpy
+
+from gicsim import oracles
+from gicsim.component import Component
+from gicsim.devices import Fabric, MsiSource
+from gicsim.driver import GuestDriver
+from gicsim.kernel import KernelProfile
+from gicsim.migration import MigrationController
+from gicsim.scenario import Scenario, load_scenario, scenario_from_dict
+from gicsim.trace import Record, Trace, records_to_frame
+from gicsim.vcpu import Vcpu
+from gicsim.vm import VIRT_GIC_ITS, VirtualMachine
+from gicsim.vmm import its_init
+
+
+class Simulation:
+    """One run of one scenario."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self.env = simpy.Environment()
+        self.trace = Trace()
+        self.timing = scenario.timing
+        k = scenario.kernel
+        self.kernel = KernelProfile(
+            pending_sync_on_ctlr=k.pending_sync_on_ctlr,
+            pending_sync_clears_ram=k.pending_sync_clears_ram,
+            clear_on_unmap=k.clear_on_unmap,
+            restore_scan=k.restore_scan,
+            translation_cache=k.translation_cache,
+        )
+        self.vms: list[VirtualMachine] = []
+        vm0 = self.new_vm()
+        its_init(vm0.itsdev, VIRT_GIC_ITS)  # QEMU realize on the source
+        self.current_vm = vm0
+        self.guest = Component(self.env, self.trace, None, "guest")
+        self.vcpus = [Vcpu(self, i) for i in range(scenario.vm.vcpus)]
+        for v in self.vcpus:
+            vm0.vgic.vcpu_mutex_held[v.id] = True  # every vCPU thread starts inside KVM_RUN
+        self.fabric = Fabric(self)
+        seeds = np.random.SeedSequence(scenario.seed).spawn(max(1, len(scenario.devices)))
+        self.sources: list[MsiSource] = []
+        for i, d in enumerate(scenario.devices):
+            rng = random.Random(int(seeds[i].generate_state(1)[0]))
+            for dev in d.device:
+                self.sources.append(
+                    MsiSource(self, dev, d.events, d.at_ns, d.rate_per_s, d.pattern or "periodic",
+                              d.start_ns or 0, d.stop_ns, rng)  # fmt: skip
+                )
+        self.driver = GuestDriver(self)
+        self.migrations = [MigrationController(self, i, m) for i, m in enumerate(scenario.migrations)]
+
+    def new_vm(self) -> VirtualMachine:
+        vm = VirtualMachine(self, len(self.vms))
+        self.vms.append(vm)
+        return vm
+
+    def _action(self, a: Any) -> Any:
+        env = self.env
+        if a.after is not None:
+            m = self.migrations[a.after.migration]
+            yield m.started if a.after.event == "migration_start" else m.resumed
+            yield env.timeout(a.delay_ns or 0)
+        elif a.at_ns is not None and a.at_ns > env.now:
+            yield env.timeout(a.at_ns - env.now)
+        yield self.driver.booted
+        yield from self.driver.action(self.vcpus[a.vcpu], a.kind, a.args)
+
+    def run(self) -> None:
+        for c in (self.guest, self.fabric):
+            c.elaborate()
+        for a in self.scenario.guest.actions:
+            self.env.process(self._action(a))
+        for m in self.migrations:
+            self.env.process(m.run())
+        self.env.run(until=self.scenario.until_ns)
+
+    @property
+    def events(self) -> int:
+        return next(self.env._eid)  # type: ignore[attr-defined]
+
+
+@attrs.define
+class Result:
+    scenario: Scenario
+    summary: dict[str, Any]
+    records: list[Record]
+    verdict: oracles.Verdict
+
+    @property
+    def trace(self) -> pd.DataFrame:
+        return records_to_frame(self.records)
+
+
+def as_scenario(src: str | Path | dict[str, Any] | Scenario) -> Scenario:
+    if isinstance(src, Scenario):
+        return src
+    if isinstance(src, dict):
+        return scenario_from_dict(src)
+    return load_scenario(src)
+
+
+def run(src: str | Path | dict[str, Any] | Scenario) -> Result:
+    """Run a scenario (a path, a dict in the YAML's shape, or a loaded Scenario)."""
+    sc = as_scenario(src)
+    t0 = time.perf_counter()
+    sim = Simulation(sc)
+    sim.run()
+    wall = time.perf_counter() - t0
+    rec = sim.trace.rec
+    verdict = oracles.judge(rec, sc.until_ns)
+    summary = summarise(sim, verdict, wall)
+    summary["expect"] = check_expect(sc, summary)
+    return Result(sc, summary, rec, verdict)
+
+
+def summarise(sim: Simulation, v: oracles.Verdict, wall_s: float) -> dict[str, Any]:
+    rec = sim.trace.rec
+    first_resume = next(
+        (i for i, r in enumerate(rec) if r[1] == "migration" and r[8] == "resume" and r[7] == 0), None
+    )
+    delivered = oracles.delivered_counts(rec, first_resume)
+    return {
+        "scenario": sim.scenario.name,
+        "seed": sim.scenario.seed,
+        "sim_ns": sim.env.now,
+        "events": sim.events,
+        "wall_s": round(wall_s, 3),
+        "migrations": [
+            {
+                "status": m.status,
+                "ebusy": m.ebusy,
+                "downtime_ns": m.downtime_ns,
+                "errors": [{k: e[k] for k in ("step", "errno", "t_ns")} for e in m.errors],
+                "phases": m.phases,
+            }
+            for m in sim.migrations
+        ],
+        "lpis": {
+            "accepted": v.accepted,
+            "delivered": v.delivered,
+            "lost": v.lost,
+            "spurious": v.spurious,
+            "misrouted": v.misrouted,
+            "withdrawn": v.withdrawn,
+            "in_flight": v.in_flight,
+            "dropped": dict(v.dropped),
+            "latency_ns": dict(v.latency_ns),
+        },
+        "delivered": [
+            {"lpi": lpi, "vcpu": vcpu, "side": side, "count": n}
+            for (lpi, vcpu, side), n in sorted(delivered.items())
+        ],
+        "state_match": oracles.state_match(rec),
+    }
+
+
+def _cmp(c: Any, got: int) -> bool:
+    return bool(c.holds(got)) if hasattr(c, "holds") else got == c
+
+
+def check_expect(sc: Scenario, s: dict[str, Any]) -> dict[str, Any]:
+    """Compare the summary with the scenario's ``expect``; each failure says wanted vs got."""
+    e = sc.expect
+    fails: list[dict[str, Any]] = []
+
+    def check(key: str, want: Any, got: Any, ok: bool) -> None:
+        if not ok:
+            fails.append({"key": key, "wanted": want, "got": got})
+
+    migs = s["migrations"]
+    if e.migration is not None:
+        want = list(e.migration)
+        got = [m["status"] for m in migs] or ["none"]
+        if len(want) == 1:
+            check("migration", want[0], got, all(g == want[0] for g in got))
+        else:
+            check("migration", want, got, want == got)
+    for key in ("lost", "spurious", "misrouted"):
+        c = getattr(e, key)
+        if c is not None:
+            got = s["lpis"][key]
+            check(key, _show(c), got, _cmp(c, got))
+    if e.ebusy is not None:
+        got = sum(m["ebusy"] for m in migs)
+        check("ebusy", _show(e.ebusy), got, _cmp(e.ebusy, got))
+    if e.state_match is not None:
+        check("state_match", e.state_match, s["state_match"], s["state_match"] == e.state_match)
+    if e.dropped is not None:
+        for reason in oracles.DROP_REASONS:
+            c = getattr(e.dropped, reason)
+            if c is not None:
+                got = s["lpis"]["dropped"].get(reason, 0)
+                check(f"dropped.{reason}", _show(c), got, _cmp(c, got))
+    if e.errors is not None:
+        want_e = [{"step": x.step, "errno": x.errno} for x in e.errors]
+        got_e = [{"step": x["step"], "errno": x["errno"]} for m in migs for x in m["errors"]]
+        check("errors", want_e, got_e, want_e == got_e)
+    if e.delivered is not None:
+        counts: dict[tuple[int, int, str], int] = {}
+        for d in s["delivered"]:
+            counts[(d["lpi"], d["vcpu"], d["side"])] = d["count"]
+        for i, d in enumerate(e.delivered):
+            bad = []
+            for lpi in d.lpi:
+                if d.side == "any":
+                    n = counts.get((lpi, d.vcpu, "source"), 0) + counts.get((lpi, d.vcpu, "destination"), 0)
+                else:
+                    n = counts.get((lpi, d.vcpu, d.side), 0)
+                if n != d.count:
+                    bad.append((lpi, n))
+            if bad:
+                shown = ", ".join(f"{lpi}: {n}" for lpi, n in bad[:5]) + (" ..." if len(bad) > 5 else "")
+                check(f"delivered.{i}", f"{d.count} on vCPU {d.vcpu} ({d.side}) for each LPI",
+                      f"{len(bad)} LPIs differ ({shown})", False)  # fmt: skip
+    return {"passed": not fails, "failures": fails}
+
+
+def _show(c: Any) -> str:
+    return f"{c.op} {c.value}" if hasattr(c, "op") else str(c)

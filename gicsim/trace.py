@@ -1,0 +1,96 @@
+"""The run's trace: one tuple per event in the hot path, one DataFrame at the end.
+
+Columns: ``t`` (ns), ``kind``, ``side`` (VM incarnation: vm0 is the source of the first
+migration, vm1 its destination...), ``vcpu``, ``lpi``, ``device``, ``event``, ``icid``
+(-1 where not applicable) and ``info`` (a reason, errno, command or step name).
+
+Kinds and what their columns hold:
+
+==============  =============================================================================
+``raise``       a guest-visible intent to interrupt. info: ``msi`` (device), ``int`` (guest
+                wrote an INT command), ``set_pending`` (guest wrote a pending bit; lpi set)
+``accept``      the ITS took an MSI/INT: lpi = the LPI record it hit, vcpu = its target
+``drop``        the ITS refused it; info = reason (its_disabled, lpis_disabled, unmapped)
+``deliver``     vcpu acknowledged lpi (the handler starts)
+``eoi``         vcpu finished lpi's handler
+``gcmd``        the guest wrote a command (its intent): info = MAPD, MAPD-, MAPC, MAPC-, MAPTI,
+                MOVI, DISCARD, MOVALL (icid = from vCPU, vcpu = to vCPU), CLEAR, INV, INVALL...
+``cmd``         the ITS executed a command: info = name or ``name:ERROR``
+``lpi_config``  the guest rewrote an LPI's property byte: info ``enabled`` / ``disabled``
+``mask``        vcpu masked (info ``1``) or unmasked (``0``) interrupts
+``vcpu``        vcpu left (info ``exit``) or entered (``enter``) KVM_RUN on that side
+``kvm``         a KVM device call: info = ``CALL`` or ``CALL:ERRNO``; icid = migration index
+``step``        a migration step: info = ``name:start`` / ``name:end`` / ``name:skipped``
+``migration``   info = ``start``, ``resume``, ``completed``, ``aborted:ERRNO:step``,
+                ``failed:ERRNO:step``; icid = migration index
+``quiesce``     devices held (info ``1``) / released (``0``)
+==============  =============================================================================
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+COLUMNS = ("t", "kind", "side", "vcpu", "lpi", "device", "event", "icid", "info")
+CATEGORICAL = ("kind", "side", "info")
+Record = tuple[int, str, str, int, int, int, int, int, str]
+
+
+class Trace:
+    """Append-only list of records; the hot path calls ``self.rec.append((...))`` directly."""
+
+    __slots__ = ("rec", "now")
+
+    def __init__(self) -> None:
+        self.rec: list[Record] = []
+
+    def emit(
+        self,
+        t: int,
+        kind: str,
+        side: str,
+        vcpu: int = -1,
+        lpi: int = -1,
+        device: int = -1,
+        event: int = -1,
+        icid: int = -1,
+        info: str = "",
+    ) -> None:
+        self.rec.append((t, kind, side, vcpu, lpi, device, event, icid, info))
+
+    def __len__(self) -> int:
+        return len(self.rec)
+
+    def to_frame(self) -> pd.DataFrame:
+        return records_to_frame(self.rec)
+
+
+def records_to_frame(rec: list[Any]) -> pd.DataFrame:
+    if rec:
+        cols = list(zip(*rec, strict=True))
+    else:
+        cols = [[] for _ in COLUMNS]
+    data: dict[str, Any] = {}
+    for name, col in zip(COLUMNS, cols, strict=True):
+        if name in CATEGORICAL:
+            data[name] = pd.Categorical(col)
+        else:
+            data[name] = pd.array(col, dtype="int64")
+    return pd.DataFrame(data, columns=list(COLUMNS))
+
+
+def frame_to_records(df: pd.DataFrame) -> list[Record]:
+    return list(
+        zip(*(df[c].astype(object if c in CATEGORICAL else "int64").tolist() for c in COLUMNS), strict=True)
+    )
+
+
+def digest(rec: list[Record]) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for r in rec:
+        h.update(repr(r).encode())
+    return h.hexdigest()[:16]

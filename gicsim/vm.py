@@ -1,0 +1,117 @@
+"""One VM incarnation (the source, or a migration's destination): guest RAM, the kernel's
+vGIC and ITS, the two KVM devices, and the ITS command processing as a timed process."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+import simpy
+
+from gicsim.component import Component
+from gicsim.its import (
+    MSI_ACCEPTED,
+    MSI_ITS_DISABLED,
+    MSI_LPIS_DISABLED,
+    MSI_UNMAPPED,
+    VgicIts,
+)
+from gicsim.kvm import GicV3Device, ItsDevice
+from gicsim.memory import GuestMemory
+from gicsim.vgic import Vgic
+
+if TYPE_CHECKING:
+    from gicsim.commands import ItsCmd
+    from gicsim.simulation import Simulation
+
+#: ITS base address on the arm virt machine (VIRT_GIC_ITS)
+VIRT_GIC_ITS = 0x0808_0000
+_INT_REASON = {
+    None: MSI_ACCEPTED,
+    "E_ITS_INT_UNMAPPED_INTERRUPT": MSI_UNMAPPED,
+    "EBUSY": MSI_LPIS_DISABLED,
+}
+
+
+class VirtualMachine(Component):
+    base_name = "vm"
+
+    def __init__(self, sim: Simulation, index: int) -> None:
+        super().__init__(sim.env, sim.trace, None, index=index)
+        self.sim = sim
+        self.index = index
+        self.side = self.name
+        sc = sim.scenario
+        self.mem = GuestMemory(sc.vm.memory_mib << 20)
+        self.vgic = Vgic(sc.vm.vcpus, self.mem, sim.kernel)
+        self.its = VgicIts(self.vgic, f"{self.scope}.its")
+        self.its.deferred = True
+        self.itsdev = ItsDevice(self.its)
+        self.gic = GicV3Device(self.vgic)
+        self.its_lock = simpy.Resource(sim.env, 1)  # its->cmd_lock + its_lock
+        self.vgic.kick = self._kick
+        self.its.on_command = self._on_command
+        self.cmd_ns = sim.timing.its_cmd_ns
+        self.vgic.vcpu_mutex_held = [False] * sc.vm.vcpus
+        # QEMU creates and initialises the GIC at machine init; CTRL_INIT has no errors.
+        self.gic.set_attr(4, 0)
+
+    def _kick(self, vcpu: int) -> None:
+        v = self.sim.vcpus[vcpu]
+        if v.vm is self:
+            v.kick()
+
+    def _on_command(self, its: VgicIts, cmd: ItsCmd, err: str | None) -> None:
+        now = self.env.now
+        rec = self.trace.rec
+        name = cmd.name
+        rec.append(
+            (now, "cmd", self.side, cmd.target_addr, cmd.pintid, cmd.devid, cmd.eventid, cmd.icid,
+             name if err is None else f"{name}:{err}")
+        )  # fmt: skip
+        if name == "INT":
+            why = _INT_REASON.get(err, MSI_UNMAPPED)
+            if why == MSI_ACCEPTED:
+                irq = its.find_ite(cmd.devid, cmd.eventid).irq  # type: ignore[union-attr]
+                rec.append((now, "accept", self.side, irq.target_vcpu if irq.target_vcpu is not None else -1,
+                            irq.intid, cmd.devid, cmd.eventid, -1, "int"))  # fmt: skip
+            else:
+                rec.append((now, "drop", self.side, -1, -1, cmd.devid, cmd.eventid, -1, why))
+
+    # -- command queue -------------------------------------------------------------------
+    def drain(self) -> Generator[Any, Any, None]:
+        """Run queued commands one by one, ``its_cmd_ns`` each (caller holds ``its_lock``)."""
+        its = self.its
+        while its.process_one() is not None:
+            yield self.env.timeout(self.cmd_ns)
+
+    # -- MSIs -----------------------------------------------------------------------------
+    def inject_msi(self, device: int, event: int) -> Generator[Any, Any, None]:
+        """``KVM_SIGNAL_MSI``: the cached fast path takes no lock; the slow path waits for
+        the ITS lock while commands or a table save/restore hold it."""
+        its = self.its
+        if (device << 16 | event) not in its.translation_cache and self.its_lock.count:
+            req = self.its_lock.request()
+            yield req
+            self._inject(device, event)
+            self.its_lock.release(req)
+        else:
+            self._inject(device, event)
+
+    def _inject(self, device: int, event: int) -> None:
+        its = self.its
+        why = its.vgic_its_inject_msi(device, event)
+        if why == MSI_ACCEPTED:
+            irq = its.translation_cache[device << 16 | event]
+            tgt = irq.target_vcpu
+            self.trace.rec.append((self.env.now, "accept", self.side, -1 if tgt is None else tgt,
+                                   irq.intid, device, event, -1, "msi"))  # fmt: skip
+        else:
+            self.trace.rec.append((self.env.now, "drop", self.side, -1, -1, device, event, -1, why))
+
+    def inject_now(self, device: int, event: int) -> None:
+        """Inject without waiting (used when the lock is known to be free)."""
+        self._inject(device, event)
+
+
+__all__ = ["VIRT_GIC_ITS", "VirtualMachine", "MSI_ITS_DISABLED"]
