@@ -351,13 +351,21 @@ def _ranged(**kw: Any) -> Callable[[Any], tuple[int, ...]]:
     return conv
 
 
-def _range_type(**kw: Any) -> Any:
-    return Annotated[tuple[int, ...], BeforeValidator(_ranged(**kw)), PlainSerializer(format_range)]
-
-
-DevRange = _range_type(hi=ID_MAX, what="device")
-EventRange = _range_type(hi=ID_MAX, what="event")
-LpiRange = _range_type(lo=LPI_MIN, hi=LPI_MAX, what="LPI")
+DevRange = Annotated[
+    tuple[int, ...],
+    BeforeValidator(_ranged(hi=ID_MAX, what="device")),
+    PlainSerializer(format_range),
+]
+EventRange = Annotated[
+    tuple[int, ...],
+    BeforeValidator(_ranged(hi=ID_MAX, what="event")),
+    PlainSerializer(format_range),
+]
+LpiRange = Annotated[
+    tuple[int, ...],
+    BeforeValidator(_ranged(lo=LPI_MIN, hi=LPI_MAX, what="LPI")),
+    PlainSerializer(format_range),
+]
 
 
 def _vcpu_sel(v: Any, info: ValidationInfo) -> tuple[int, ...]:
@@ -997,8 +1005,8 @@ class Migration(_Model):
     at_ns: Micros | None = Field(None, alias="at_us")
     after: AfterT | None = None
     delay_ns: Micros | None = Field(None, alias="delay_us")
-    precopy: Precopy = Precopy()
-    source: Source = Source()
+    precopy: Precopy = Precopy.model_validate({})
+    source: Source = Source.model_validate({})
     destination: Destination = Destination()
 
     @model_validator(mode="after")

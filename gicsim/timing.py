@@ -202,7 +202,7 @@ _xg = {k: _cyc(c) for k, c in _XGENE_CYCLES.items()}
 _xg["lpi_delivery_ns"] = _cyc(_XGENE_CYCLES["vipi_ns"] - _XGENE_CYCLES["mmio_kernel_ns"])
 _xg["ack_ns"] = _cyc(_XGENE_CYCLES["eoi_ns"])
 _xg["its_int_to_handler_ns"] = (
-    _xg["mmio_kernel_ns"] + attrs.fields(TimingProfile).its_cmd_ns.default + _xg["lpi_delivery_ns"]
+    _xg["mmio_kernel_ns"] + TimingProfile().its_cmd_ns + _xg["lpi_delivery_ns"]
 )
 
 PROFILES: dict[str, TimingProfile] = {
@@ -267,6 +267,7 @@ def resolve_timing(spec: str | Mapping[str, Any] | TimingProfile | None = None) 
         spec = DEFAULT_PROFILE
     if isinstance(spec, TimingProfile):
         return spec
+    overrides: Mapping[str, Any]
     if isinstance(spec, str):
         base, overrides = spec, {}
     elif isinstance(spec, Mapping):
@@ -286,7 +287,7 @@ def resolve_timing(spec: str | Mapping[str, Any] | TimingProfile | None = None) 
         raise TimingSpecError(
             f"unknown timing profile {base!r}; valid profiles: {', '.join(PROFILES)}"
         )
-    changes = dict(convert_override(k, v) for k, v in overrides.items())
+    changes: dict[str, Any] = dict(convert_override(k, v) for k, v in overrides.items())
     return attrs.evolve(PROFILES[base], **changes)
 
 
