@@ -1074,7 +1074,7 @@ TimingOverrides = create_model(  # type: ignore[call-overload]
 
 
 def _profile_name(v: Any) -> str:
-    if v not in PROFILES:
+    if not isinstance(v, str) or v not in PROFILES:
         raise ValueError(
             f"unknown timing profile {_show(v)}{_suggest(v, PROFILES)}; valid profiles: "
             f"{', '.join(PROFILES)}"
@@ -1095,7 +1095,8 @@ def _timing_profile(v: Any) -> TimingProfile:
     if not isinstance(v, dict):
         raise ValueError(f"expected a profile name or {{base, overrides}}, got {_show(v)}")
     spec = TimingSpec.model_validate(v)
-    changes = spec.overrides.model_dump(exclude_none=True, by_alias=False)
+    overrides: BaseModel = spec.overrides
+    changes = overrides.model_dump(exclude_none=True, by_alias=False)
     return attrs.evolve(PROFILES[spec.base], **changes)
 
 
@@ -1167,7 +1168,7 @@ class Scenario(_Model):
     expect: Expect = Expect()
 
     @classmethod
-    def model_validate(cls, obj: Any, **kw: Any) -> "Scenario":  # type: ignore[override]
+    def model_validate(cls, obj: Any, **kw: Any) -> "Scenario":
         if kw.get("context") is None:
             kw["context"] = _context(obj)
         return super().model_validate(obj, **kw)
@@ -1185,7 +1186,7 @@ class Scenario(_Model):
 
     @model_validator(mode="after")
     def _resolve(self) -> "Scenario":
-        problems = []
+        problems: list[tuple[tuple[Any, ...], str, bool]] = []
         migrations = []
         for i, m in enumerate(self.migrations):
             upd: dict[str, Any] = {}
@@ -1524,14 +1525,18 @@ def _format_path(path: tuple[Any, ...]) -> str:
 
 
 def _problems(
-    exc: ValidationError, raw: Any, pos: _Positions, filename: str, skip: list[tuple] = ()
+    exc: ValidationError,
+    raw: Any,
+    pos: _Positions,
+    filename: str,
+    skip: list[tuple[Any, ...]] | None = None,
 ) -> list[tuple[int, int, str]]:
     located = []
     for err in exc.errors():
         loc = tuple(err["loc"])
         at_key = err["type"] == "extra_forbidden" or bool((err.get("ctx") or {}).get("at_key"))
         path, exists = _locate(loc, raw)
-        if any(path[: len(s)] == s for s in skip):
+        if any(path[: len(s)] == s for s in skip or ()):
             continue
         line, col = _position(path, exists, at_key, pos)
         located.append(

@@ -3,7 +3,7 @@
 Times are integer nanoseconds (fields ending in ``_ns``) so simulated time never drifts through
 float rounding; a few non-time quantities (bandwidths, the downtime target in ms, the prefault
 rate) are plain numbers. ``SOURCES`` says where each default comes from, so a report can show
-why a number is what it is (see ``/work/shared/research/timing-anchors.md``; confidence
+why a number is what it is (see ``research/timing-anchors.md`` next to SPEC.md; confidence
 high = read in the primary source, medium = corroborated or derived, low = assumption).
 
 Scenario overrides use microseconds (``<stem>_us`` for a field ``<stem>_ns``) like the rest of
@@ -283,7 +283,7 @@ def resolve_timing(spec: str | Mapping[str, Any] | TimingProfile | None = None) 
             raise TimingSpecError(f"timing overrides must be a mapping, got {overrides!r}")
     else:
         raise TimingSpecError(f"timing must be a profile name or a mapping, got {spec!r}")
-    if base not in PROFILES:
+    if not isinstance(base, str) or base not in PROFILES:
         raise TimingSpecError(
             f"unknown timing profile {base!r}; valid profiles: {', '.join(PROFILES)}"
         )

@@ -165,6 +165,7 @@ def test_ns_override_key_points_to_us():
     [
         "altra",
         {"base": "nope"},
+        {"base": []},
         {"base": "altra-6.12", "extra": 1},
         {"overrides": {"hvc_us": -1}},
         {"overrides": {"hvc_us": True}},
