@@ -44,6 +44,7 @@ class TimingProfile:
     its_cmd_ns: int = 250
     lpi_delivery_ns: int = 1478
     wfi_wakeup_ns: int = 5000
+    halt_poll_ns: int = 500_000
     ack_ns: int = 14
     eoi_ns: int = 14
     handler_ns: int = 1000
@@ -140,6 +141,9 @@ SOURCES: dict[str, str] = {
     "wfi_wakeup_ns": "assumption: pending -> an LPI taken by a vCPU blocked in WFI (replaces "
     "lpi_delivery_ns): host thread wake-up incl. idle exit, vcpu_load, guest entry; no "
     "published measurement (timing-anchors §4), sweep 2-20 us, low",
+    "halt_poll_ns": "Linux arch/arm64/include/asm/kvm_host.h KVM_HALT_POLL_NS_DEFAULT 500000: a "
+    "vCPU idle in WFI for less than this is still halt-polling and takes an LPI with "
+    "lpi_delivery_ns; after it, with wfi_wakeup_ns, high",
     "ack_ns": "assumption: ICC_IAR1_EL1 read is a GICv3 system register served by the "
     "hardware CPU interface without a trap, same class as EOI (row 4: 14 ns), low",
     "eoi_ns": "[KUT-Altra] micro-bench `eoi` (ICC_EOIR1 write, no trap) (row 4), high",

@@ -42,6 +42,7 @@ class Vcpu(Component):
         self.wake_ns = t.wfi_wakeup_ns
         self.deliver_ns = t.lpi_delivery_ns
         self.handler_ns = t.handler_ns
+        self.halt_poll_ns = t.halt_poll_ns
         self.add_process(self.run)
 
     # -- hooks --------------------------------------------------------------------------
@@ -55,17 +56,19 @@ class Vcpu(Component):
         env = self.env
         rec = self.trace.rec
         i = self.id
-        idle = True
+        idle_since = -1  # -1: busy (just ran a handler); else when WFI started
         while True:
             if not self.running:
                 yield self.resume_ev
-                idle = True
+                idle_since = env.now
                 continue
             vm = self.vm
             vgic = vm.vgic
             if not self.masked and vgic.cpus[i].ap_list and vgic.has_deliverable(i):
-                yield from self.spend(self.wake_ns if idle else self.deliver_ns)
-                idle = False
+                # halt polling: a vCPU idle for less than halt_poll_ns has not slept yet
+                slept = idle_since >= 0 and env.now - idle_since >= self.halt_poll_ns
+                yield from self.spend(self.wake_ns if slept else self.deliver_ns)
+                idle_since = -1
                 vm = self.vm
                 if not self.running or self.masked:
                     continue
@@ -78,7 +81,8 @@ class Vcpu(Component):
                     vm.vgic.eoi(i, irq)
                 rec.append((env.now, "eoi", self.vm.side, i, irq.intid, -1, -1, -1, ""))
                 continue
-            idle = True
+            if idle_since < 0:
+                idle_since = env.now
             self.doorbell = ev = env.event()
             yield ev
             self.doorbell = None

@@ -82,8 +82,9 @@ class VirtualMachine(Component):
     def drain(self) -> Generator[Any, Any, None]:
         """Run queued commands one by one, ``its_cmd_ns`` each (caller holds ``its_lock``)."""
         its = self.its
-        while its.process_one() is not None:
-            yield self.env.timeout(self.cmd_ns)
+        while its.enabled and its.cwriter != its.creadr:
+            yield self.env.timeout(self.cmd_ns)  # the command takes effect when it completes
+            its.process_one()
 
     # -- MSIs -----------------------------------------------------------------------------
     def inject_msi(self, device: int, event: int) -> Generator[Any, Any, None]:
