@@ -3,7 +3,7 @@
 __version__ = "0.1.0"
 
 
-def run(src):  # type: ignore[no-untyped-def]
+def run(src):  # noqa: ANN001, ANN201
     """Run a scenario (path, dict or Scenario) and return a Result (.summary, .trace)."""
     from gicsim.simulation import run as _run
 

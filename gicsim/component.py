@@ -29,7 +29,7 @@ class Component:
         if index is not None:
             name = f"{name}{index}"
         self.name = name
-        self.scope = name if parent is None else f"{parent.scope}.{name}"
+        self.scope: str = name if parent is None else f"{parent.scope}.{name}"
         self._processes: list[Callable[[], Generator[Any, Any, Any]]] = []
         self.children: list[Component] = []
         if parent is not None:

@@ -77,10 +77,10 @@ class MigrationController:
 
     # ------------------------------------------------------------------ helpers ----
     def rec(self, kind: str, side: str, info: str, vcpu: int = -1) -> None:
-        self.trace.rec.append((self.env.now, kind, side, vcpu, -1, -1, -1, self.index, info))
+        self.trace.rec.append((int(self.env.now), kind, side, vcpu, -1, -1, -1, self.index, info))
 
     def phase(self, name: str, start: int) -> None:
-        self.phases[name] = {"start_ns": start, "end_ns": self.env.now}
+        self.phases[name] = {"start_ns": start, "end_ns": int(self.env.now)}
 
     def kvm(
         self,
@@ -108,7 +108,7 @@ class MigrationController:
                 if req is not None:
                     vm.its_lock.release(req)
                 self.rec("kvm", vm.side, f"{name}:{e.errno}")
-                self.errors.append({"step": self.step, "errno": e.errno, "t_ns": self.env.now, "call": name})
+                self.errors.append({"step": self.step, "errno": e.errno, "t_ns": int(self.env.now), "call": name})
                 if not isinstance(e, EBUSY):
                     raise Stop(failure, e.errno, self.step) from None
                 self.ebusy += 1
@@ -150,10 +150,10 @@ class MigrationController:
         dst = self.dst = sim.new_vm()
         self.rec("migration", src.side, "start")
         self.started.succeed()
-        t0 = self.env.now
+        t0 = int(self.env.now)
         yield from self.precopy(src, dst)
         self.phase("precopy", t0)
-        stop_t = self.env.now
+        stop_t = int(self.env.now)
         try:
             self.step = ""
             for step in cfg.source.steps:
@@ -165,14 +165,15 @@ class MigrationController:
             self.status = s.status
             self.rec("migration", src.side, f"{s.status}:{s.errno}:{s.step}")
             self.rec("step", src.side if s.status == "aborted" else dst.side, f"{s.step}:end")
-            self.phases.setdefault(s.step, {"start_ns": self.env.now, "end_ns": self.env.now})
-            self.phases[s.step]["end_ns"] = self.env.now
+            now = int(self.env.now)
+            self.phases.setdefault(s.step, {"start_ns": now, "end_ns": now})
+            self.phases[s.step]["end_ns"] = now
             yield from self.resume_on(src)
-            self.downtime_ns = self.env.now - stop_t
+            self.downtime_ns = int(self.env.now) - stop_t
             self.phase("downtime", stop_t)
             return
         self.status = "completed"
-        self.downtime_ns = self.env.now - stop_t
+        self.downtime_ns = int(self.env.now) - stop_t
         self.phase("downtime", stop_t)
         self.rec("migration", dst.side, "completed")
 
@@ -202,7 +203,7 @@ class MigrationController:
         sim = self.sim
         t = sim.timing
         self.step = step
-        start = self.env.now
+        start = int(self.env.now)
         self.rec("step", src.side, f"{step}:start")
         if step == "stop_vcpus":
             default = self.cfg.source.vcpu_exit_ns
@@ -248,7 +249,7 @@ class MigrationController:
         sim = self.sim
         t = sim.timing
         self.step = step
-        start = self.env.now
+        start = int(self.env.now)
         self.rec("step", dst.side, f"{step}:start")
         regs = self.stream_regs or {}
         its_regs = regs.get("its")
@@ -270,7 +271,7 @@ class MigrationController:
                 for name in names:
                     self.restored.add(name)
                     yield from self.kvm(dst, f"SET_{name}",
-                                        lambda name=name: vmm.its_write_reg(dst.itsdev, name, its_regs[name]),
+                                        lambda name=name: vmm.its_write_reg(dst.itsdev, name, its_regs[name]),  # type: ignore[misc]
                                         failure=fail)  # fmt: skip
                     if name == "GITS_CWRITER":
                         yield from self.drain(dst)

@@ -72,10 +72,10 @@ class GuestIntent:
         elif info == "MAPC-":
             self.coll.pop(icid, None)
         elif info == "MOVI":
-            m = self.ite.get((dev, ev))
-            if m is not None:
-                m[1] = icid
-                self.override.pop(m[0], None)
+            mm = self.ite.get((dev, ev))
+            if mm is not None:
+                mm[1] = icid
+                self.override.pop(mm[0], None)
         elif info == "MOVALL":
             for m in self.ite.values():
                 if self.target(m[0]) == icid:  # icid column holds the source vCPU
@@ -84,9 +84,9 @@ class GuestIntent:
             if (dev, ev) in self.ite:
                 out.append(self._drop((dev, ev)))
         elif info == "CLEAR":
-            m = self.ite.get((dev, ev))
-            if m is not None:
-                out.append(m[0])
+            cm = self.ite.get((dev, ev))
+            if cm is not None:
+                out.append(cm[0])
         return out
 
 

@@ -52,7 +52,7 @@ class Simulation:
         self.vcpus = [Vcpu(self, i) for i in range(scenario.vm.vcpus)]
         for v in self.vcpus:
             vm0.vgic.vcpu_mutex_held[v.id] = True  # every vCPU thread starts inside KVM_RUN
-        self.fabric = Fabric(self)
+        self.fabric: Fabric = Fabric(self)
         seeds = np.random.SeedSequence(scenario.seed).spawn(max(1, len(scenario.devices)))
         self.sources: list[MsiSource] = []
         for i, d in enumerate(scenario.devices):
@@ -92,7 +92,7 @@ class Simulation:
 
     @property
     def events(self) -> int:
-        return next(self.env._eid)  # type: ignore[attr-defined]
+        return next(self.env._eid)
 
 
 @attrs.define

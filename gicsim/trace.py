@@ -35,13 +35,13 @@ import pandas as pd
 
 COLUMNS = ("t", "kind", "side", "vcpu", "lpi", "device", "event", "icid", "info")
 CATEGORICAL = ("kind", "side", "info")
-Record = tuple[int, str, str, int, int, int, int, int, str]
+Record = tuple[Any, ...]  # (t, kind, side, vcpu, lpi, device, event, icid, info)
 
 
 class Trace:
     """Append-only list of records; the hot path calls ``self.rec.append((...))`` directly."""
 
-    __slots__ = ("rec", "now")
+    __slots__ = ("rec",)
 
     def __init__(self) -> None:
         self.rec: list[Record] = []
@@ -71,7 +71,7 @@ def records_to_frame(rec: list[Any]) -> pd.DataFrame:
     if rec:
         cols = list(zip(*rec, strict=True))
     else:
-        cols = [[] for _ in COLUMNS]
+        cols = [() for _ in COLUMNS]
     data: dict[str, Any] = {}
     for name, col in zip(COLUMNS, cols, strict=True):
         if name in CATEGORICAL:

@@ -60,7 +60,7 @@ class Vcpu(Component):
         while True:
             if not self.running:
                 yield self.resume_ev
-                idle_since = env.now
+                idle_since = int(env.now)
                 continue
             vm = self.vm
             vgic = vm.vgic
@@ -82,7 +82,7 @@ class Vcpu(Component):
                 rec.append((env.now, "eoi", self.vm.side, i, irq.intid, -1, -1, -1, ""))
                 continue
             if idle_since < 0:
-                idle_since = env.now
+                idle_since = int(env.now)
             self.doorbell = ev = env.event()
             yield ev
             self.doorbell = None
@@ -95,7 +95,7 @@ class Vcpu(Component):
             if not self.running:
                 yield self.resume_ev
                 continue
-            start = env.now
+            start = int(env.now)
             yield env.timeout(dt)
             te = self.paused_at
             if te is not None and start <= te < env.now:
@@ -123,7 +123,7 @@ class Vcpu(Component):
             yield self.mmio_done
         if self.running and gen == self.gen:
             self.running = False
-            self.paused_at = self.env.now
+            self.paused_at = int(self.env.now)
             self.resume_ev = self.env.event()
             self.vm.vgic.vcpu_mutex_held[self.id] = False
             self.trace.rec.append((self.env.now, "vcpu", self.vm.side, self.id, -1, -1, -1, -1, "exit"))

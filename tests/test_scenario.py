@@ -342,7 +342,7 @@ def test_file_name_gives_the_default_name(tmp_path):
             "name: t\ntiming: {base: altra-6.12, overrides: {hvc_ns: 4}}\n",
             "s.yaml:2:40: timing.overrides.hvc_ns: unknown key 'hvc_ns' (did you mean 'hvc_us'?); "
             "valid keys: hvc_us, mmio_kernel_us, vipi_us, its_int_to_handler_us, its_cmd_us, "
-            "lpi_delivery_us, wfi_wakeup_us, ack_us, eoi_us, handler_us, msi_inject_us, "
+            "lpi_delivery_us, wfi_wakeup_us, halt_poll_us, ack_us, eoi_us, handler_us, msi_inject_us, "
             "msi_cache_miss_us, vcpu_exit_us, vcpu_pause_per_vcpu_us, vcpu_resume_us, kvm_attr_us, "
             "its_save_per_entry_us, its_restore_per_mapping_us, its_restore_scan_per_entry_us, "
             "pending_save_per_lpi_us, dirty_sync_per_gib_us, precopy_bandwidth_mib_s, "
