@@ -109,5 +109,12 @@ def _print_verdict(s: dict[str, Any], quiet: bool) -> None:
         click.echo(f"  expect.{f['key']}: wanted {f['wanted']}, got {f['got']}")
 
 
+def _register_optional() -> None:
+    """Commands that live in their own modules (each adds itself to ``main``)."""
+    from gicsim import sweep  # noqa: F401
+
+
+_register_optional()
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -243,6 +243,7 @@ class MigrationController:
             self.stream_regs = regs
         self.phase(step, start)
         self.rec("step", src.side, f"{step}:end")
+        self.sim.notify_step(self, step, src)
 
     # -------------------------------------------------------------- destination ----
     def dest_step(self, src: VirtualMachine, dst: VirtualMachine, step: str) -> Generator[Any, Any, None]:
@@ -296,6 +297,7 @@ class MigrationController:
             yield from self.resume_on(dst)
         self.phase(step, start)
         self.rec("step", dst.side, f"{step}:end")
+        self.sim.notify_step(self, step, dst)
 
     def resume_on(self, vm: VirtualMachine) -> Generator[Any, Any, None]:
         """Run the VM on ``vm``: vCPUs re-enter KVM_RUN, held device MSIs are sent."""

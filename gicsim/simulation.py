@@ -44,6 +44,7 @@ class Simulation:
             restore_scan=k.restore_scan,
             translation_cache=k.translation_cache,
         )
+        self.step_observers: list[Any] = []
         self.vms: list[VirtualMachine] = []
         vm0 = self.new_vm()
         its_init(vm0.itsdev, VIRT_GIC_ITS)  # QEMU realize on the source
@@ -64,6 +65,12 @@ class Simulation:
                 )
         self.driver = GuestDriver(self)
         self.migrations = [MigrationController(self, i, m) for i, m in enumerate(scenario.migrations)]
+
+    def notify_step(self, mig: MigrationController, step: str, vm: VirtualMachine) -> None:
+        """Call every ``step_observers`` hook after a migration step ends (e.g. to dump
+        the tables in guest memory at that moment)."""
+        for fn in self.step_observers:
+            fn(mig, step, vm)
 
     def new_vm(self) -> VirtualMachine:
         vm = VirtualMachine(self, len(self.vms))
