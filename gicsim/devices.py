@@ -13,6 +13,7 @@ from gicsim.component import Component
 
 if TYPE_CHECKING:
     from gicsim.simulation import Simulation
+    from gicsim.vm import VirtualMachine
 
 
 class MsiSource(Component):
@@ -99,16 +100,36 @@ class Fabric(Component):
         self.sim = sim
         self.quiesced = False
         self.held: list[tuple[int, int]] = []
+        self.rec = sim.trace.rec
         self.vm = sim.vms[0]
+
+    @property
+    def vm(self) -> VirtualMachine:
+        """The VM the devices signal; switching it re-binds the fast path."""
+        return self._vm
+
+    @vm.setter
+    def vm(self, vm: VirtualMachine) -> None:
+        self._vm = vm
+        self._side = vm.side
+        self._fast = vm.its.vgic_its_inject_cached_translation
 
     def send(self, device: int, event: int) -> Any:
         """Raise an MSI; returns an event to wait on when the ITS lock must be taken."""
-        self.trace.rec.append((self.env.now, "raise", self.vm.side, -1, -1, device, event, -1, "msi"))
+        now = self.env.now
+        side = self._side
+        append = self.rec.append
+        append((now, "raise", side, -1, -1, device, event, -1, "msi"))
         if self.quiesced:
             self.held.append((device, event))
             return None
-        vm = self.vm
-        if (device << 16 | event) in vm.its.translation_cache or not vm.its_lock.count:
+        irq = self._fast(device << 16 | event)
+        if irq is not None:
+            tgt = irq.target_vcpu
+            append((now, "accept", side, -1 if tgt is None else tgt, irq.intid, device, event, -1, "msi"))
+            return None
+        vm = self._vm
+        if not vm.its_lock.count:
             vm.inject_now(device, event)
             return None
         return self.env.process(vm.inject_msi(device, event))

@@ -336,12 +336,18 @@ class VgicIts:
         The kernel returns 1 (accepted), 0 (guest blocked it: unmapped) or ``-EBUSY``
         (ITS disabled, or target vCPU with EnableLPIs clear).
         """
-        irq = self.translation_cache.get(device_id << 16 | event_id)
-        if irq is not None:  # fast path: no its_lock, no enabled checks
-            irq.pending_latch = True
-            self.vgic.vgic_queue_irq_unlock(irq)
+        if self.vgic_its_inject_cached_translation(device_id << 16 | event_id) is not None:
             return MSI_ACCEPTED
         return self.vgic_its_trigger_msi(device_id, event_id)
+
+    def vgic_its_inject_cached_translation(self, key: int) -> VgicIrq | None:
+        """The fast path: a cached (DeviceID << 16 | EventID) needs no its_lock and no
+        enabled checks (the invalidations keep it honest). Returns the LPI, or None on a miss."""
+        irq = self.translation_cache.get(key)
+        if irq is not None:
+            irq.pending_latch = True
+            self.vgic.vgic_queue_irq_unlock(irq)
+        return irq
 
     def vgic_its_resolve_lpi(self, device_id: int, event_id: int) -> tuple[str, VgicIrq | None]:
         if not self.enabled:

@@ -46,6 +46,7 @@ class Simulation:
         )
         self.step_observers: list[Any] = []
         self.vms: list[VirtualMachine] = []
+        self.vcpus: list[Vcpu] = []
         vm0 = self.new_vm()
         its_init(vm0.itsdev, VIRT_GIC_ITS)  # QEMU realize on the source
         self.current_vm = vm0
@@ -65,6 +66,12 @@ class Simulation:
                 )
         self.driver = GuestDriver(self)
         self.migrations = [MigrationController(self, i, m) for i, m in enumerate(scenario.migrations)]
+
+    def kick_vcpu(self, vcpu: int) -> None:
+        """The vGIC queued an LPI for ``vcpu``: ring its doorbell (no ``interrupt()``)."""
+        d = self.vcpus[vcpu].doorbell
+        if d is not None and not d.triggered:
+            d.succeed()
 
     def notify_step(self, mig: MigrationController, step: str, vm: VirtualMachine) -> None:
         """Call every ``step_observers`` hook after a migration step ends (e.g. to dump

@@ -29,8 +29,10 @@ Kinds and what their columns hold:
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 COLUMNS = ("t", "kind", "side", "vcpu", "lpi", "device", "event", "icid", "info")
@@ -68,23 +70,25 @@ class Trace:
 
 
 def records_to_frame(rec: list[Any]) -> pd.DataFrame:
-    if rec:
-        cols = list(zip(*rec, strict=True))
-    else:
-        cols = [() for _ in COLUMNS]
+    """Columnar conversion without building per-row objects: one pass per column."""
+    n = len(rec)
     data: dict[str, Any] = {}
-    for name, col in zip(COLUMNS, cols, strict=True):
+    for i, name in enumerate(COLUMNS):
+        it = map(itemgetter(i), rec)
         if name in CATEGORICAL:
-            data[name] = pd.Categorical(col)
+            codes, uniq = pd.factorize(np.fromiter(it, dtype=object, count=n))
+            data[name] = pd.Categorical.from_codes(codes, categories=uniq.astype(str))
         else:
-            data[name] = pd.array(col, dtype="int64")
-    return pd.DataFrame(data, columns=list(COLUMNS))
+            data[name] = np.fromiter(it, dtype=np.int64 if name == "t" else np.int32, count=n)
+    return pd.DataFrame(data, columns=list(COLUMNS), copy=False)
 
 
 def frame_to_records(df: pd.DataFrame) -> list[Record]:
-    return list(
-        zip(*(df[c].astype(object if c in CATEGORICAL else "int64").tolist() for c in COLUMNS), strict=True)
-    )
+    cols = [
+        df[c].astype(object).tolist() if c in CATEGORICAL else [int(x) for x in df[c].tolist()]
+        for c in COLUMNS
+    ]
+    return list(zip(*cols, strict=True))
 
 
 def digest(rec: list[Record]) -> str:

@@ -54,8 +54,12 @@ class Vcpu(Component):
     # -- the guest ------------------------------------------------------------------------
     def run(self) -> Generator[Any, Any, None]:
         env = self.env
-        rec = self.trace.rec
+        append = self.trace.rec.append
+        timeout = env.timeout
+        event = env.event
         i = self.id
+        deliver_ns, wake_ns, handler_ns = self.deliver_ns, self.wake_ns, self.handler_ns
+        halt_poll_ns = self.halt_poll_ns
         idle_since = -1  # -1: busy (just ran a handler); else when WFI started
         while True:
             if not self.running:
@@ -64,26 +68,35 @@ class Vcpu(Component):
                 continue
             vm = self.vm
             vgic = vm.vgic
-            if not self.masked and vgic.cpus[i].ap_list and vgic.has_deliverable(i):
+            if vgic.cpus[i].ap_list and not self.masked:
                 # halt polling: a vCPU idle for less than halt_poll_ns has not slept yet
-                slept = idle_since >= 0 and env.now - idle_since >= self.halt_poll_ns
-                yield from self.spend(self.wake_ns if slept else self.deliver_ns)
+                t0 = env.now
+                dt = wake_ns if idle_since >= 0 and t0 - idle_since >= halt_poll_ns else deliver_ns
                 idle_since = -1
-                vm = self.vm
+                yield timeout(dt)
+                pa = self.paused_at
+                if pa is not None and t0 <= pa < env.now:
+                    yield from self.spend(dt - (pa - t0))
+                    vm = self.vm
+                    vgic = vm.vgic
                 if not self.running or self.masked:
                     continue
-                irq = vm.vgic.acknowledge(i)
+                irq = vgic.acknowledge(i)
                 if irq is None:
                     continue
-                rec.append((env.now, "deliver", vm.side, i, irq.intid, -1, -1, -1, ""))
-                yield from self.spend(self.handler_ns)
+                t0 = env.now
+                append((t0, "deliver", vm.side, i, irq.intid, -1, -1, -1, ""))
+                yield timeout(handler_ns)
+                pa = self.paused_at
+                if pa is not None and t0 <= pa < env.now:
+                    yield from self.spend(handler_ns - (pa - t0))
                 if self.vm is vm:
-                    vm.vgic.eoi(i, irq)
-                rec.append((env.now, "eoi", self.vm.side, i, irq.intid, -1, -1, -1, ""))
+                    vgic.eoi(i, irq)
+                append((env.now, "eoi", self.vm.side, i, irq.intid, -1, -1, -1, ""))
                 continue
             if idle_since < 0:
                 idle_since = int(env.now)
-            self.doorbell = ev = env.event()
+            self.doorbell = ev = event()
             yield ev
             self.doorbell = None
 

@@ -281,11 +281,17 @@ class Vgic:
         return None
 
     def vgic_queue_irq_unlock(self, irq: VgicIrq) -> None:
-        """Put a deliverable LPI on its target's ap_list and kick that vCPU."""
-        vcpu = self.vgic_target_oracle(irq)
-        if vcpu is None or irq.vcpu is not None:
-            if irq.vcpu is not None and vcpu is not None and self.kick is not None:
-                self.kick(irq.vcpu)
+        """Put a deliverable LPI on its target's ap_list and kick that vCPU (hot path:
+        ``vgic_target_oracle`` inlined)."""
+        on = irq.vcpu
+        if on is not None:  # already queued somewhere: just kick that vCPU
+            if (irq.active or (irq.enabled and irq.pending_latch)) and self.kick is not None:
+                self.kick(on)
+            return
+        if irq.active or not (irq.enabled and irq.pending_latch):
+            return
+        vcpu = irq.target_vcpu
+        if vcpu is None:
             return
         irq.vcpu = vcpu
         self.cpus[vcpu].ap_list[irq.intid] = irq
@@ -317,21 +323,42 @@ class Vgic:
         return best
 
     def acknowledge(self, vcpu: int) -> VgicIrq | None:
-        """The guest reads ICC_IAR1: the LPI leaves pending (edge) and becomes active."""
-        self.vgic_prune_ap_list(vcpu)
-        irq = self.best_pending(vcpu)
-        if irq is not None:
-            irq.pending_latch = False
-            irq.active = True
-        return irq
+        """The guest reads ICC_IAR1: prune the ap_list (``vgic_prune_ap_list``) and take the
+        best pending LPI, which leaves pending (edge) and becomes active. One pass."""
+        ap = self.cpus[vcpu].ap_list
+        best = None
+        stale = None
+        for irq in ap.values():
+            if irq.active:
+                continue
+            if irq.enabled and irq.pending_latch and irq.target_vcpu == vcpu:
+                if best is None or irq.priority < best.priority or (
+                    irq.priority == best.priority and irq.intid < best.intid
+                ):
+                    best = irq
+            else:
+                if stale is None:
+                    stale = []
+                stale.append(irq)
+        if stale is not None:
+            for irq in stale:
+                del ap[irq.intid]
+                irq.vcpu = None
+                if irq.refcount > 0 and self.lpi_xa.get(irq.intid) is irq:
+                    self.vgic_queue_irq_unlock(irq)
+        if best is not None:
+            best.pending_latch = False
+            best.active = True
+        return best
 
     def eoi(self, vcpu: int, irq: VgicIrq) -> None:
         """The guest writes ICC_EOIR1: drop active; a re-raised LPI queues again."""
         irq.active = False
-        if irq.vcpu is not None:
-            self.cpus[irq.vcpu].ap_list.pop(irq.intid, None)
+        on = irq.vcpu
+        if on is not None:
+            del self.cpus[on].ap_list[irq.intid]
             irq.vcpu = None
-        if self.lpi_xa.get(irq.intid) is irq:
+        if irq.pending_latch and self.lpi_xa.get(irq.intid) is irq:
             self.vgic_queue_irq_unlock(irq)
 
     def has_deliverable(self, vcpu: int) -> bool:

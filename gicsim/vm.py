@@ -49,17 +49,12 @@ class VirtualMachine(Component):
         self.itsdev = ItsDevice(self.its)
         self.gic = GicV3Device(self.vgic)
         self.its_lock = simpy.Resource(sim.env, 1)  # its->cmd_lock + its_lock
-        self.vgic.kick = self._kick
+        self.vgic.kick = sim.kick_vcpu
         self.its.on_command = self._on_command
         self.cmd_ns = sim.timing.its_cmd_ns
         self.vgic.vcpu_mutex_held = [False] * sc.vm.vcpus
         # QEMU creates and initialises the GIC at machine init; CTRL_INIT has no errors.
         self.gic.set_attr(4, 0)
-
-    def _kick(self, vcpu: int) -> None:
-        v = self.sim.vcpus[vcpu]
-        if v.vm is self:
-            v.kick()
 
     def _on_command(self, its: VgicIts, cmd: ItsCmd, err: str | None) -> None:
         now = self.env.now

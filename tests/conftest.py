@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import os
+
 import attrs
 import pytest
+from hypothesis import HealthCheck, settings
 
 from gicsim.guest import GuestItsDriver
 from gicsim.its import VgicIts
@@ -18,6 +21,27 @@ from gicsim.memory import GuestMemory
 from gicsim.vgic import Vgic
 
 ITS_BASE = 0x0808_0000
+
+# Hypothesis profiles. ``ci`` (the default) keeps the whole suite within a few minutes on two
+# cores; ``long`` is the soak run: ``python -m pytest tests/test_fuzz_its.py
+# --hypothesis-profile=long``. Tests that pin their own ``max_examples`` keep it.
+_FUZZ = dict(
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile("ci", max_examples=100, **_FUZZ)
+settings.register_profile("long", max_examples=10_000, **_FUZZ)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--malformed-cases",
+        type=int,
+        default=150,
+        help="how many generated malformed scenario files tests/test_malformed.py runs",
+    )
 
 
 @attrs.define

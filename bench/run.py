@@ -1,0 +1,150 @@
+"""gicsim benchmark: ``python bench/run.py [--json] [--quick]``.
+
+Measures, in one process:
+ 1. a bare SimPy skeleton with gicsim's process structure (bench/skeleton.py), no modelling;
+ 2. gicsim on the same workload (scenarios/scale-512.yaml shrunk to 64 vCPUs);
+ 3. the full scale scenario (512 vCPUs, 57,344 LPIs, ~1 M MSIs, a migration): wall, peak RSS;
+ 4. a 1 M-row trace -> DataFrame -> Parquet.
+Prints events/s for each and the ratio gicsim/skeleton (events/s over events/s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+ROOT = Path(__file__).resolve().parent.parent
+
+from skeleton import Skeleton  # noqa: E402
+
+from gicsim import oracles  # noqa: E402
+from gicsim.scenario import load_scenario, resolved_dict, scenario_from_dict  # noqa: E402
+from gicsim.simulation import Simulation, run  # noqa: E402
+from gicsim.trace import records_to_frame  # noqa: E402
+
+SCALE = ROOT / "scenarios" / "scale-512.yaml"
+
+
+def shrunk(n: int) -> dict[str, Any]:
+    """scale-512 with n vCPUs and 7n devices (same rates, same per-vCPU load)."""
+    d = resolved_dict(load_scenario(SCALE))
+    d["name"] = f"scale-{n}"
+    d["vm"]["vcpus"] = n
+    boot = []
+    for b in d["guest"]["boot"]:
+        if "mapc" in b and b["mapc"]["icid"] >= n:
+            continue
+        if "map_devices" in b:
+            b["map_devices"]["devices"] = f"0-{7 * n - 1}"
+            b["map_devices"]["icid"] = list(range(n))
+        if "enable_lpis" in b:
+            b["enable_lpis"] = "all"
+        boot.append(b)
+    d["guest"]["boot"] = boot
+    d["devices"][0]["device"] = f"0-{7 * n - 1}"
+    d["expect"] = {}
+    return d
+
+
+def run_gicsim(d: dict[str, Any]) -> tuple[dict[str, float], Simulation]:
+    sc = scenario_from_dict(d)
+    t = time.perf_counter()
+    sim = Simulation(sc)
+    sim.run()
+    wall = time.perf_counter() - t
+    return {"events": sim.events, "wall_s": wall, "events_per_s": sim.events / wall}, sim
+
+
+def skeleton_workload(sim: Simulation) -> dict[str, Any]:
+    sc = sim.scenario
+    dev = sc.devices[0]
+    m = sim.migrations[0]
+    t = sc.timing
+    boot_cmds = sum(1 for r in sim.trace.rec if r[1] == "cmd")
+    return {
+        "seed": sc.seed,
+        "vcpus": sc.vm.vcpus,
+        "devices": len(dev.device),
+        "events": len(dev.events),
+        "rate_per_s": dev.rate_per_s,
+        "start_ns": dev.start_ns,
+        "stop_ns": dev.stop_ns,
+        "until_ns": sc.until_ns,
+        "deliver_ns": t.lpi_delivery_ns,
+        "handler_ns": t.handler_ns,
+        "cmd_ns": t.its_cmd_ns,
+        "boot_commands": boot_cmds,
+        "migration_at_ns": m.phases["precopy"]["end_ns"],
+        "downtime_ns": m.downtime_ns or 0,
+    }
+
+
+def run_skeleton(w: dict[str, Any]) -> dict[str, float]:
+    t = time.perf_counter()
+    sk = Skeleton(w)
+    events = sk.run()
+    wall = time.perf_counter() - t
+    return {"events": events, "wall_s": wall, "events_per_s": events / wall}
+
+
+def trace_1m() -> float:
+    rec = []
+    kinds = ("raise", "accept", "deliver", "eoi")
+    for i in range(250_000):
+        t = i * 1000
+        for k in kinds:
+            rec.append((t, k, "vm0", i % 512, 8192 + i % 57344, i % 3584, i % 16, -1, "msi" if k != "eoi" else ""))
+    t0 = time.perf_counter()
+    df = records_to_frame(rec)
+    with tempfile.TemporaryDirectory() as tmp:
+        df.to_parquet(Path(tmp) / "t.parquet", index=False)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--quick", action="store_true", help="skip the full scale run")
+    ap.add_argument("--vcpus", type=int, default=64, help="size of the comparison workload")
+    a = ap.parse_args()
+    out: dict[str, Any] = {}
+    g, sim = run_gicsim(shrunk(a.vcpus))
+    sk = run_skeleton(skeleton_workload(sim))
+    # run each once more, alternating, and keep the best of two (less noise on 2 cores)
+    sk2 = run_skeleton(skeleton_workload(sim))
+    g2, _ = run_gicsim(shrunk(a.vcpus))
+    sk = max(sk, sk2, key=lambda r: r["events_per_s"])
+    g = max(g, g2, key=lambda r: r["events_per_s"])
+    out["skeleton_events_per_s"] = round(sk["events_per_s"])
+    out["gicsim_events_per_s"] = round(g["events_per_s"])
+    out["ratio"] = round(g["events_per_s"] / sk["events_per_s"], 3)
+    out["workload"] = {"vcpus": a.vcpus, "gicsim_events": g["events"], "skeleton_events": sk["events"]}
+    if not a.quick:
+        t0 = time.perf_counter()
+        res = run(SCALE)
+        out["scale_wall_s"] = round(time.perf_counter() - t0, 2)
+        out["scale_sim_wall_s"] = res.summary["wall_s"]
+        out["scale_events"] = res.summary["events"]
+        out["scale_msis"] = sum(1 for r in res.records if r[1] == "raise")
+        out["scale_expect_passed"] = res.summary["expect"]["passed"]
+        out["scale_peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        t0 = time.perf_counter()
+        oracles.judge(res.records, res.scenario.until_ns)
+        out["scale_oracle_s"] = round(time.perf_counter() - t0, 2)
+    out["trace_1m_s"] = round(trace_1m(), 3)
+    if a.json:
+        print(json.dumps(out))
+    else:
+        for k, v in out.items():
+            print(f"{k:26} {v}")
+
+
+if __name__ == "__main__":
+    main()
