@@ -125,6 +125,7 @@ def judge(rec: list[Record], until_ns: int, inflight_ns: int = 100_000) -> Verdi
     withdrawn_at: dict[int, int] = {}
     pending_outcome: dict[tuple[int, int], deque[int]] = defaultdict(deque)  # (dev, ev) -> lpis
     latencies: list[int] = []
+    stopped: dict[int, bool] = {}  # vCPU out of KVM_RUN (the VM is paused)
     for idx, r in enumerate(rec):
         t, kind, side = r[0], r[1], r[2]
         if kind == "raise":
@@ -175,6 +176,8 @@ def judge(rec: list[Record], until_ns: int, inflight_ns: int = 100_000) -> Verdi
                 withdrawn_at[r[4]] = idx
         elif kind == "mask":
             intent.masked[r[3]] = r[8] == "1"
+        elif kind == "vcpu":
+            stopped[r[3]] = r[8] == "exit"
         elif kind == "migration":
             info = r[8]
             if info == "start":
@@ -185,7 +188,11 @@ def judge(rec: list[Record], until_ns: int, inflight_ns: int = 100_000) -> Verdi
         for t, idx in w:
             if withdrawn_at.get(lpi, -1) > idx:
                 v.withdrawn += 1
-            elif intent.masked.get(intent.target(lpi), False) or t > until_ns - inflight_ns:
+            elif (
+                intent.masked.get(tgt := intent.target(lpi), False)
+                or stopped.get(tgt, False)
+                or t > until_ns - inflight_ns
+            ):
                 v.in_flight += 1
             else:
                 v.lost += 1

@@ -1,57 +1,591 @@
-"""A first timing report in Markdown: verdict, migration phases, LPI outcomes, latency."""
+"""Timing reports: the trace aggregated with pandas into Markdown and self-contained HTML.
+
+A report is computed from a run's ``summary.json``, ``trace.parquet`` and ``resolved.yaml``
+only (:class:`gicsim.rundata.RunData`), so ``gicsim report reports/<name>`` reproduces what
+``gicsim run --report`` wrote. Aggregations are vectorised (:mod:`gicsim.analysis`); plots are
+drawn with matplotlib without pyplot (no GUI backend), written as PNG and SVG beside the
+report, and inlined as SVG into the HTML, which therefore opens with no network.
+
+Sections: verdict; migration timeline and downtime per step (waterfall); ``-EBUSY`` and other
+KVM errors with the step that got them; LPI outcomes; LPI latency accepted → delivered before /
+during / after the migration and per vCPU; the timing profile with each value's source.
+"""
 
 from __future__ import annotations
 
+import html
+import io
+import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import numpy as np
+import pandas as pd
+
+from gicsim import analysis as A
+from gicsim.rundata import RunData, from_result
 
 if TYPE_CHECKING:
     from gicsim.simulation import Result
 
+QS = (50, 90, 99)
+#: profile fields each figure depends on (what the simulator charges on that path)
+FIGURE_FIELDS: dict[str, tuple[str, ...]] = {
+    "waterfall": (
+        "vcpu_exit_ns", "kvm_attr_ns", "pending_save_per_lpi_ns", "its_save_per_entry_ns",
+        "its_restore_scan_per_entry_ns", "its_restore_per_mapping_ns", "its_cmd_ns",
+        "switchover_bandwidth_mib_s", "vcpu_resume_ns",
+    ),
+    "precopy": ("precopy_bandwidth_mib_s", "switchover_bandwidth_mib_s", "downtime_limit_ms"),
+    "latency": ("lpi_delivery_ns", "wfi_wakeup_ns", "halt_poll_ns", "handler_ns", "its_cmd_ns",
+                "mmio_kernel_ns"),
+}  # fmt: skip
+FIGURE_TITLES = {
+    "waterfall": "downtime waterfall",
+    "precopy": "pre-copy",
+    "latency": "LPI latency",
+}
 
-def markdown(res: Result) -> str:
-    s = res.summary
-    sc = res.scenario
-    out = [f"# {s['scenario']}", ""]
+
+# ============================================================================ document ====
+@attrs.define
+class Figure:
+    name: str  # file stem
+    caption: str
+    svg: str = ""
+    png: bytes = b""
+
+
+@attrs.define
+class Doc:
+    """A report as blocks, rendered to Markdown or HTML."""
+
+    title: str
+    blocks: list[tuple[str, Any]] = attrs.Factory(list)
+
+    def h(self, level: int, text: str) -> None:
+        self.blocks.append(("h", (level, text)))
+
+    def p(self, text: str) -> None:
+        self.blocks.append(("p", text))
+
+    def bullets(self, items: Sequence[str]) -> None:
+        if items:
+            self.blocks.append(("ul", list(items)))
+
+    def table(self, df: pd.DataFrame, right: Sequence[str] = ()) -> None:
+        self.blocks.append(("table", (df, tuple(right))))
+
+    def fig(self, f: Figure) -> None:
+        self.blocks.append(("fig", f))
+
+    @property
+    def figures(self) -> list[Figure]:
+        return [b for k, b in self.blocks if k == "fig"]
+
+    # -- Markdown -------------------------------------------------------------------------
+    def markdown(self, figures: bool = True) -> str:
+        out = [f"# {self.title}", ""]
+        for kind, b in self.blocks:
+            if kind == "h":
+                out += ["#" * b[0] + " " + b[1], ""]
+            elif kind == "p":
+                out += [b, ""]
+            elif kind == "ul":
+                out += [f"- {x}" for x in b] + [""]
+            elif kind == "table":
+                out += _md_table(*b) + [""]
+            elif kind == "fig" and figures:
+                out += [f"![{b.caption}]({b.name}.png)", "", f"*{b.caption}* ([SVG]({b.name}.svg))", ""]
+        return "\n".join(out).rstrip() + "\n"
+
+    # -- HTML -----------------------------------------------------------------------------
+    def html(self) -> str:
+        body = []
+        for kind, b in self.blocks:
+            if kind == "h":
+                body.append(f"<h{b[0] + 1}>{_inline(b[1])}</h{b[0] + 1}>")
+            elif kind == "p":
+                body.append(f"<p>{_inline(b)}</p>")
+            elif kind == "ul":
+                body.append("<ul>" + "".join(f"<li>{_inline(x)}</li>" for x in b) + "</ul>")
+            elif kind == "table":
+                body.append(_html_table(*b))
+            elif kind == "fig":
+                body.append(f'<figure id="fig-{html.escape(b.name)}">{_svg_inline(b.svg)}'
+                            f"<figcaption>{_inline(b.caption)}</figcaption></figure>")  # fmt: skip
+        return HTML_PAGE.format(title=html.escape(self.title), body="\n".join(body))
+
+
+HTML_PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>
+body {{ font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1100px;
+  margin: 2em auto; padding: 0 1em; color: #1d2330; line-height: 1.45; }}
+h1 {{ border-bottom: 2px solid #3465a4; padding-bottom: .2em; }}
+h2 {{ margin-top: 1.8em; border-bottom: 1px solid #ccd; }}
+table {{ border-collapse: collapse; margin: .8em 0; font-size: 90%; }}
+th, td {{ border: 1px solid #ccd; padding: .25em .6em; vertical-align: top; }}
+th {{ background: #eef1f8; }}
+td.r {{ text-align: right; font-variant-numeric: tabular-nums; }}
+tr:nth-child(even) td {{ background: #f8f9fc; }}
+code {{ background: #f0f0f4; padding: 0 .25em; border-radius: 3px; }}
+figure {{ margin: 1em 0; }} figure svg {{ max-width: 100%; height: auto; }}
+figcaption {{ font-size: 90%; color: #444; }}
+</style></head>
+<body>
+<h1>{title}</h1>
+{body}
+</body></html>
+"""
+
+
+def _inline(text: str) -> str:
+    """Markdown inline subset (``code``, **bold**, *em*) to HTML, escaping everything else."""
+    parts = re.split(r"(`[^`]*`)", text)
+    out = []
+    for part in parts:
+        if part.startswith("`") and part.endswith("`") and len(part) >= 2:
+            out.append(f"<code>{html.escape(part[1:-1])}</code>")
+        else:
+            s = html.escape(part)
+            s = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", s)
+            s = re.sub(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])", r"<em>\1</em>", s)
+            out.append(s)
+    return "".join(out)
+
+
+def _cell(v: Any) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return "—"
+    return str(v)
+
+
+def _md_table(df: pd.DataFrame, right: tuple[str, ...]) -> list[str]:
+    cols = [str(c) for c in df.columns]
+    head = "| " + " | ".join(cols) + " |"
+    sep = "|" + "|".join("---:" if c in right else "---" for c in cols) + "|"
+    rows = ["| " + " | ".join(_cell(v).replace("|", "\\|") for v in r) + " |" for r in df.itertuples(index=False)]
+    return [head, sep, *rows]
+
+
+def _html_table(df: pd.DataFrame, right: tuple[str, ...]) -> str:
+    cols = [str(c) for c in df.columns]
+    th = "".join(f"<th>{_inline(c)}</th>" for c in cols)
+    rows = []
+    for r in df.itertuples(index=False):
+        tds = "".join(
+            f'<td class="r">{_inline(_cell(v))}</td>' if c in right else f"<td>{_inline(_cell(v))}</td>"
+            for c, v in zip(cols, r, strict=True)
+        )
+        rows.append(f"<tr>{tds}</tr>")
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _svg_inline(svg: str) -> str:
+    i = svg.find("<svg")
+    return svg[i:] if i >= 0 else svg
+
+
+# =========================================================================== numbers ====
+def us(ns: float | int | None, digits: int = 3) -> str | None:
+    if ns is None or (isinstance(ns, float) and np.isnan(ns)):
+        return None
+    return f"{ns / 1000:,.{digits}f}"
+
+
+def nearest_rank(values: pd.Series, by: pd.Series | None, qs: Sequence[int] = QS) -> pd.DataFrame:
+    """n, p<q> (nearest rank, as the oracle), max and mean of ``values`` per group of ``by``."""
+    v = values.to_numpy(np.int64)
+    g = np.zeros(len(v), dtype=np.int64) if by is None else by.to_numpy()
+    frame = pd.DataFrame({"g": g, "v": v}).sort_values(["g", "v"], kind="stable")
+    sizes = frame.groupby("g", sort=True).size()
+    starts = np.concatenate([[0], np.cumsum(sizes.to_numpy())[:-1]])
+    vals = frame["v"].to_numpy()
+    out = pd.DataFrame(index=sizes.index)
+    out["n"] = sizes.to_numpy()
+    for q in qs:
+        k = np.maximum(1, np.ceil(q / 100 * out["n"].to_numpy()).astype(np.int64))
+        out[f"p{q}"] = vals[starts + k - 1]
+    out["max"] = vals[starts + out["n"].to_numpy() - 1]
+    out["mean"] = frame.groupby("g", sort=True)["v"].mean().to_numpy()
+    return out
+
+
+# ========================================================================== analysis ====
+@attrs.define
+class Analysis:
+    """Everything a report shows, as small frames (all times ns)."""
+
+    run: RunData
+    migs: list[A.MigInfo]
+    steps: pd.DataFrame
+    kvm: pd.DataFrame
+    errors: pd.DataFrame
+    acc: pd.DataFrame
+    deliveries: pd.DataFrame
+    drop_reason: pd.Series
+    by_period: pd.DataFrame
+    by_vcpu: pd.DataFrame
+    overall: pd.DataFrame
+    by_side: pd.DataFrame
+    kinds: pd.Series
+
+
+def analyse(run: RunData) -> Analysis:
+    df = run.trace
+    migs = A.migrations(df, run.summary, run.scenario)
+    steps = A.steps(df, migs)
+    kvm = A.kvm_calls(df)
+    errors = kvm[kvm["errno"] != ""].copy()
+    if len(errors):
+        vr = A.vcpu_rows(df)
+        n = run.scenario.vm.vcpus
+        first = str(df["side"].iloc[0]) if len(df) else "vm0"
+        errors["in_kvm_run"] = [
+            A.in_kvm_run(vr, n, s, p, first) if e == "EBUSY" else []
+            for s, p, e in zip(errors["side"], errors["pos"], errors["errno"], strict=True)
+        ]
+    else:
+        errors["in_kvm_run"] = []
+    acc = A.attribute(df)
+    dl = A.deliveries(df, acc)
+    lat = dl[dl["latency_ns"] >= 0].copy()
+    lat["period"] = A.periods(migs, lat["accept_t"].to_numpy())
+    order = A.period_order(migs)
+    if len(lat):
+        by_period = nearest_rank(lat["latency_ns"], lat["period"])
+        by_period = by_period.reindex([p for p in order if p in by_period.index])
+        by_vcpu = nearest_rank(lat["latency_ns"], lat["vcpu"])
+        overall = nearest_rank(lat["latency_ns"], None)
+    else:
+        by_period = by_vcpu = overall = pd.DataFrame()
+    dr = A.drop_reasons(acc, df)
+    acc = acc.assign(drop_reason=dr.reindex(acc.index).fillna(""))
+    # per side: raises, accepts, drops (by reason), deliveries
+    sides = sorted(set(_side_list(df)))
+    rows = []
+    raise_sel = df["kind"] == "raise"
+    raises = df.loc[raise_sel, "side"].value_counts()
+    accepts = acc.loc[acc["kind"] == "accept", "side"].value_counts()
+    delivered = dl["side"].value_counts()
+    drops = acc[acc["kind"] == "drop"].groupby(["side", "drop_reason"]).size()
+    for s in sides:
+        r = {"side": s, "role": _role(s, migs), "raised": int(raises.get(s, 0)),
+             "accepted": int(accepts.get(s, 0)), "delivered": int(delivered.get(s, 0))}  # fmt: skip
+        for reason in A.DROP_REASONS:
+            r[f"dropped: {reason}"] = int(drops.get((s, reason), 0))
+        rows.append(r)
+    by_side = pd.DataFrame(rows)
+    kinds = df["kind"].value_counts()
+    return Analysis(run, migs, steps, kvm, errors, acc, lat, dr, by_period, by_vcpu, overall, by_side, kinds)
+
+
+def _side_list(df: pd.DataFrame) -> list[str]:
+    s = df["side"]
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        present = s.cat.remove_unused_categories().cat.categories
+        return [str(x) for x in present]
+    return [str(x) for x in s.unique()]
+
+
+def _role(side: str, migs: list[A.MigInfo]) -> str:
+    roles = []
+    for m in migs:
+        if m.source == side:
+            roles.append(f"source of migration {m.index + 1}")
+        if m.destination == side:
+            roles.append(f"destination of migration {m.index + 1}")
+    return ", ".join(roles) or ("the VM" if not migs else "—")
+
+
+def _lat_table(stats: pd.DataFrame, label: str) -> pd.DataFrame:
+    out = pd.DataFrame({label: [str(i) for i in stats.index], "LPIs delivered": stats["n"].to_numpy()})
+    for q in QS:
+        out[f"p{q} (µs)"] = [us(x) for x in stats[f"p{q}"]]
+    out["max (µs)"] = [us(x) for x in stats["max"]]
+    out["mean (µs)"] = [us(x) for x in stats["mean"]]
+    return out
+
+
+# ============================================================================ report ====
+def build(run: RunData, plots: bool = True, an: Analysis | None = None) -> Doc:
+    """The single-run report document (with figures rendered when ``plots``)."""
+    an = an or analyse(run)
+    s = run.summary
+    sc = run.scenario
+    doc = Doc(f"{run.name}: timing report")
     if sc.description:
-        out += [sc.description.strip(), ""]
-    out += [
-        f"Seed {s['seed']}, simulated {s['sim_ns'] / 1e6:.3f} ms, {s['events']} events, "
-        f"{s['wall_s']} s wall.",
-        "",
-        "## Expectations",
-        "",
-        "All expectations hold." if s["expect"]["passed"] else "Failed expectations:",
-        "",
-    ]
-    for f in s["expect"]["failures"]:
-        out.append(f"- `{f['key']}`: wanted {f['wanted']}, got {f['got']}")
-    for i, m in enumerate(s["migrations"]):
-        out += ["", f"## Migration {i + 1}: {m['status']}", ""]
-        dt = m["downtime_ns"]
-        out.append(f"Downtime: {dt / 1e3:.1f} µs; -EBUSY: {m['ebusy']}." if dt is not None else "")
-        out += ["", "| phase | start (µs) | end (µs) | duration (µs) |", "|---|---:|---:|---:|"]
-        for name, p in m["phases"].items():
-            out.append(
-                f"| {name} | {p['start_ns'] / 1e3:.3f} | {p['end_ns'] / 1e3:.3f} | "
-                f"{(p['end_ns'] - p['start_ns']) / 1e3:.3f} |"
-            )
-        if m["errors"]:
-            out += ["", "| step | errno | at (µs) |", "|---|---|---:|"]
-            out += [f"| {e['step']} | {e['errno']} | {e['t_ns'] / 1e3:.3f} |" for e in m["errors"]]
-    lp = s["lpis"]
-    out += ["", "## LPIs", "", "| outcome | count |", "|---|---:|"]
+        doc.p(" ".join(sc.description.split()))
+    doc.p(
+        f"Seed {s.get('seed')}, simulated {us(s.get('sim_ns', 0) / 1000)} ms, "
+        f"{s.get('events', 0):,} SimPy events, {len(run.trace):,} trace records; "
+        f"{sc.vm.vcpus} vCPUs, timing profile `{run.timing_base}`, kernel {_kernel_words(run)}. "
+        f"Wall time of the run: {s.get('wall_s')} s."
+    )
+    exp = s.get("expect", {})
+    if exp:
+        if exp.get("passed"):
+            doc.p("**Verdict:** every expectation of the scenario holds.")
+        else:
+            doc.p("**Verdict:** failed expectations:")
+            doc.bullets([f"`{f['key']}`: wanted {f['wanted']}, got {f['got']}" for f in exp.get("failures", [])])
+    _migration_section(doc, an, plots)
+    _errors_section(doc, an)
+    _outcomes_section(doc, an, plots)
+    _latency_section(doc, an, plots)
+    _profile_section(doc, run)
+    return doc
+
+
+def _kernel_words(run: RunData) -> str:
+    from gicsim.kernel import MAINLINE
+
+    k = run.resolved.get("kernel") or {}
+    diff = [f"`{f}: {v}`" for f, v in k.items() if getattr(MAINLINE, f, v) != v]
+    return "mainline" if not diff else "variant " + ", ".join(diff)
+
+
+def _migration_section(doc: Doc, an: Analysis, plots: bool) -> None:
+    doc.h(2, "Migration timeline and downtime")
+    migs = an.migs
+    if not migs:
+        doc.p("This scenario has no migration.")
+        return
+    rows = []
+    for m in migs:
+        sm = an.run.summary.get("migrations", [])
+        ebusy = sm[m.index]["ebusy"] if m.index < len(sm) else None
+        pre = (m.stop_ns - m.start_ns) if m.stop_ns is not None else None
+        rows.append({
+            "migration": m.index + 1, "status": m.status + (f" ({m.errno} in `{m.failed_step}`)" if m.errno else ""),
+            "source → destination": f"{m.source} → {m.destination or '—'}",
+            "start (µs)": us(m.start_ns), "pre-copy (µs)": us(pre), "stop (µs)": us(m.stop_ns),
+            "resume (µs)": us(m.resume_ns), "downtime (µs)": us(m.downtime_ns), "-EBUSY": ebusy,
+        })  # fmt: skip
+    doc.table(pd.DataFrame(rows), right=("start (µs)", "pre-copy (µs)", "stop (µs)", "resume (µs)", "downtime (µs)", "-EBUSY"))
+    for m in migs:
+        st = an.steps[an.steps["migration"] == m.index]
+        if st.empty:
+            continue
+        if len(migs) > 1:
+            doc.h(3, f"Migration {m.index + 1}")
+        calls = an.kvm[an.kvm["migration"] == m.index]
+        ncalls = calls.groupby(["side", "step"]).size()
+        nerr = calls[calls["errno"] != ""].groupby(["side", "step"]).size()
+        down = m.downtime_ns or 0
+        t0 = m.stop_ns if m.stop_ns is not None else m.start_ns
+        tab = pd.DataFrame({
+            "step": [f"`{x}`" for x in st["step"]],
+            "side": [f"{r} ({sd})" for r, sd in zip(st["role"], st["side"], strict=True)],
+            "start (µs after stop)": [us(x - t0) for x in st["start_ns"]],
+            "duration (µs)": [us(x) for x in st["dur_ns"]],
+            "share of downtime": [f"{100 * x / down:.1f} %" if down else None for x in st["dur_ns"]],
+            "KVM calls": [int(ncalls.get((sd, x), 0)) for sd, x in zip(st["side"], st["step"], strict=True)],
+            "failed calls": [int(nerr.get((sd, x), 0)) for sd, x in zip(st["side"], st["step"], strict=True)],
+        })  # fmt: skip
+        gap = down - int(st["dur_ns"].sum()) if down else 0
+        if down and gap > 0:
+            tab.loc[len(tab)] = ["(between steps: resume of the source, held MSIs)", "", None, us(gap),
+                                 f"{100 * gap / down:.1f} %", 0, 0]  # fmt: skip
+        doc.p(
+            f"Pre-copy ran {us((m.stop_ns or m.start_ns) - m.start_ns)} µs; then the downtime "
+            f"({us(down)} µs) breaks down as follows (times from the stop):"
+        )
+        doc.table(tab, right=("start (µs after stop)", "duration (µs)", "share of downtime", "KVM calls", "failed calls"))
+    if plots:
+        from gicsim import plots as P
+
+        doc.fig(P.waterfall(an, caption=_fig_caption(an.run, "waterfall",
+                "Downtime waterfall: each migration step as a bar from the moment the source "
+                "stopped; red crosses are failed KVM calls.")))  # fmt: skip
+    else:
+        doc.p(_fig_caption(an.run, "waterfall", "Timing inputs of these steps:"))
+
+
+def _fig_caption(run: RunData, key: str, text: str) -> str:
+    prof = run.scenario.timing
+    vals = ", ".join(f"`{f}` = {getattr(prof, f)}" for f in FIGURE_FIELDS[key])
+    extra = ""
+    if key == "waterfall" and run.scenario.migrations:
+        src = run.scenario.migrations[0].source
+        bits = [f"vCPU exit {us(src.vcpu_exit_ns)} µs"]
+        if src.stragglers:
+            bits.append("stragglers " + ", ".join(f"vCPU {s.vcpu} {us(s.exit_ns)} µs" for s in src.stragglers))
+        bits.append("stop wait " + ("until every vCPU is out" if src.stop_wait_ns is None else f"{us(src.stop_wait_ns)} µs"))
+        pol = src.on_ebusy
+        bits.append("on -EBUSY " + (pol.policy if pol.policy != "retry" else f"retry {pol.retry}× every {us(pol.backoff_ns)} µs"))
+        extra = " Scenario inputs: " + "; ".join(bits) + "."
+    return f"{text} Timing inputs (profile, sources in the last table): {vals}.{extra}"
+
+
+def _errors_section(doc: Doc, an: Analysis) -> None:
+    doc.h(2, "-EBUSY and other KVM errors")
+    e = an.errors
+    if e.empty:
+        doc.p("Every KVM device call of the migration returned 0.")
+        return
+    counts = e.groupby(["errno"]).size()
+    doc.p("Failed KVM calls: " + ", ".join(f"{n} × {k}" for k, n in counts.items()) + ".")
+    tab = pd.DataFrame({
+        "at (µs)": [us(x) for x in e["t"]],
+        "migration": e["migration"] + 1,
+        "side": e["side"],
+        "step": [f"`{x}`" for x in e["step"]],
+        "call": [f"`{x}`" for x in e["call"]],
+        "errno": e["errno"],
+        "vCPUs still in KVM_RUN": [", ".join(map(str, v)) if v else ("—" if er == "EBUSY" else "")
+                                   for v, er in zip(e["in_kvm_run"], e["errno"], strict=True)],
+    })  # fmt: skip
+    doc.table(tab, right=("at (µs)",))
+    doc.p("An `EBUSY` comes from the all-vCPU trylock of the KVM device call: a vCPU thread was "
+          "still inside `KVM_RUN` (its `vcpu->mutex` held). `gicsim explain` narrates each one.")  # fmt: skip
+
+
+def _outcomes_section(doc: Doc, an: Analysis, plots: bool) -> None:
+    doc.h(2, "LPI outcomes")
+    lp = an.run.summary.get("lpis", {})
+    rows = [(k, lp.get(k)) for k in ("accepted", "delivered", "lost", "spurious", "misrouted", "withdrawn", "in_flight")]
+    rows += [(f"dropped: {k}", v) for k, v in (lp.get("dropped") or {}).items()]
+    doc.p("Verdicts of the oracles (SPEC §6) over the whole run, from `summary.json`:")
+    doc.table(pd.DataFrame(rows, columns=["outcome", "count"]), right=("count",))
+    doc.p("Per VM incarnation, from the trace (raises are counted where they start; a quiesced "
+          "device's MSI is raised on the source and accepted where it is finally sent):")  # fmt: skip
+    bs = an.by_side.copy()
+    doc.table(bs, right=tuple(c for c in bs.columns if c not in ("side", "role")))
+    if plots:
+        from gicsim import plots as P
+
+        doc.fig(P.outcomes(an, caption="LPI outcomes (log scale; zero counts are labelled)."))
+
+
+def _latency_section(doc: Doc, an: Analysis, plots: bool) -> None:
+    doc.h(2, "LPI latency, accepted → delivered")
+    if an.overall.empty:
+        doc.p("No LPI was delivered after an accepted raise.")
+        return
+    o = an.overall.iloc[0]
+    doc.p(
+        f"For each delivery, the time since the oldest raise of that LPI accepted since its "
+        f"previous delivery (the oracle's definition; {int(o['n']):,} deliveries). Overall p50 "
+        f"{us(o['p50'])} µs, p99 {us(o['p99'])} µs, max {us(o['max'])} µs. By when the raise was "
+        f"accepted (pre-copy = VM still running; downtime = from the stop to the resume):"
+    )
+    doc.table(_lat_table(an.by_period, "accepted during"), right=tuple(c for c in _lat_table(an.by_period, "x").columns if c != "x"))
+    doc.p("By the vCPU that took the LPI:")
+    t = _lat_table(an.by_vcpu, "vCPU")
+    doc.table(t, right=tuple(c for c in t.columns if c != "vCPU"))
+    if plots:
+        from gicsim import plots as P
+
+        doc.fig(P.latency(an, caption=_fig_caption(an.run, "latency",
+                "LPI latency: distribution by period (left) and per vCPU (right; box = p25–p75, "
+                "whiskers p1–p99).")))  # fmt: skip
+    else:
+        doc.p(_fig_caption(an.run, "latency", "Timing inputs of these latencies:"))
+
+
+def _profile_section(doc: Doc, run: RunData) -> None:
+    from gicsim.timing import profile_table
+
+    doc.h(2, "Timing profile")
+    base = run.timing_base
+    used: dict[str, list[str]] = {}
+    for key, fields in FIGURE_FIELDS.items():
+        for f in fields:
+            used.setdefault(f, []).append(FIGURE_TITLES[key])
+    rows = []
+    for f, v, unit, src in profile_table(run.scenario.timing, base):
+        shown = us(v) if f.endswith("_ns") else v
+        u = "µs" if unit == "ns" else unit.replace("ns/", "µs/") if f.endswith("_ns") else unit
+        rows.append({"field": f"`{f}`", "value": shown, "unit": u, "used in": ", ".join(used.get(f, [])) or "—", "source": src})
+    doc.p(f"Profile `{base}` as resolved for this run (scenario overrides marked). The "
+          "\"used in\" column names the figures whose numbers the field drives.")  # fmt: skip
+    doc.table(pd.DataFrame(rows), right=("value",))
+
+
+# ======================================================================== comparison ====
+def build_comparison(runs: list[RunData], labels: list[str], plots: bool = True) -> Doc:
+    ans = [analyse(r) for r in runs]
+    doc = Doc("Comparison: " + ", ".join(labels))
+    doc.p("Runs side by side; each column is one run (scenario name or directory).")
+    metrics: dict[str, list[Any]] = {}
+
+    def put(k: str, vals: list[Any]) -> None:
+        metrics[k] = vals
+
+    put("scenario", [r.name for r in runs])
+    put("kernel", [_kernel_words(r) for r in runs])
+    put("migration status", [", ".join(m.status for m in a.migs) or "none" for a in ans])
+    put("downtime (µs)", [", ".join(us(m.downtime_ns) or "—" for m in a.migs) or None for a in ans])
+    put("pre-copy (µs)", [", ".join(us((m.stop_ns or m.start_ns) - m.start_ns) or "—" for m in a.migs) or None for a in ans])
+    put("-EBUSY", [sum(m.get("ebusy", 0) for m in r.summary.get("migrations", [])) for r in runs])
+    put("KVM errors", [", ".join(f"{c}:{e}" for c, e in zip(a.errors["call"], a.errors["errno"], strict=True)) or "—" for a in ans])
     for k in ("accepted", "delivered", "lost", "spurious", "misrouted", "withdrawn", "in_flight"):
-        out.append(f"| {k} | {lp[k]} |")
-    for k, n in lp["dropped"].items():
-        out.append(f"| dropped: {k} | {n} |")
-    lat = lp["latency_ns"]
-    if lat["p50"] is not None:
-        out += ["", f"Latency accepted → delivered: p50 {lat['p50']} ns, p99 {lat['p99']} ns, "
-                f"max {lat['max']} ns."]  # fmt: skip
-    out += ["", f"State match (source at pause vs destination at resume): {s['state_match']}.", ""]
-    return "\n".join(out)
+        put(k, [r.summary.get("lpis", {}).get(k) for r in runs])
+    for k in A.DROP_REASONS:
+        put(f"dropped: {k}", [(r.summary.get("lpis", {}).get("dropped") or {}).get(k, 0) for r in runs])
+    put("state match", [r.summary.get("state_match") for r in runs])
+    for q in ("p50", "p99", "max"):
+        put(f"latency {q} (µs)", [us(a.overall.iloc[0][q]) if not a.overall.empty else None for a in ans])
+    periods: list[str] = []
+    for a in ans:
+        periods += [p for p in a.by_period.index if p not in periods]
+    for p in periods:
+        put(f"latency p99, accepted during {p} (µs)", [us(a.by_period.loc[p, "p99"]) if p in a.by_period.index else None for a in ans])
+    step_names: list[str] = []
+    for a in ans:
+        step_names += [s for s in a.steps["step"] if s not in step_names]
+    for st in step_names:
+        put(f"step `{st}` (µs)", [us(a.steps.loc[a.steps["step"] == st, "dur_ns"].sum()) if (a.steps["step"] == st).any() else None for a in ans])
+    tab = pd.DataFrame({"metric": list(metrics)} | {lab: [metrics[k][i] for k in metrics] for i, lab in enumerate(labels)})
+    doc.h(2, "Side by side")
+    doc.table(tab, right=tuple(labels))
+    if plots:
+        from gicsim import plots as P
+
+        doc.h(2, "Downtime per step")
+        doc.fig(P.compare_downtime(ans, labels, caption="Downtime of each run split by step (first migration of each run)."))
+        doc.h(2, "Latency")
+        doc.fig(P.compare_latency(ans, labels, caption="LPI latency accepted → delivered, distribution per run."))
+    return doc
 
 
-def write_markdown(res: Result, path: Path) -> None:
-    path.write_text(markdown(res))
+# ========================================================================= writing ====
+def render_files(doc: Doc, md: bool = True, html_: bool = True) -> dict[str, bytes]:
+    """File name -> content for a report directory."""
+    files: dict[str, bytes] = {}
+    if md:
+        files["report.md"] = doc.markdown().encode()
+    if html_:
+        files["report.html"] = doc.html().encode()
+    for f in doc.figures:
+        files[f"{f.name}.png"] = f.png
+        files[f"{f.name}.svg"] = f.svg.encode()
+    return files
+
+
+def markdown(res: Result | RunData) -> str:
+    """The text-only Markdown report (no figures; fast, no matplotlib)."""
+    run = res if isinstance(res, RunData) else from_result(res)
+    return build(run, plots=False).markdown(figures=False)
+
+
+def write_markdown(res: Result | RunData, path: Path) -> None:
+    Path(path).write_text(markdown(res))
+
+
+def figure_bytes(fig: Any) -> tuple[str, bytes]:
+    """(SVG text, PNG bytes) of a matplotlib Figure, deterministic across runs."""
+    import matplotlib
+
+    with matplotlib.rc_context({"svg.hashsalt": "gicsim", "svg.fonttype": "none"}):
+        sbuf = io.StringIO()
+        fig.savefig(sbuf, format="svg", metadata={"Date": None}, bbox_inches="tight")
+        pbuf = io.BytesIO()
+        fig.savefig(pbuf, format="png", dpi=110, metadata={"Software": None}, bbox_inches="tight")
+    return sbuf.getvalue(), pbuf.getvalue()

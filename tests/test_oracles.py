@@ -140,3 +140,11 @@ def test_state_match_allows_lpis_accepted_in_between():
     between = [R(5, "accept", "vm1", lpi=8193, device=2, event=1)]
     assert state_match([S(1, "pause", state([8192]))] + between + [S(9, "resume", state([8192, 8193]))])
     assert not state_match([S(1, "pause", state([8192]))] + [S(9, "resume", state([8192, 8193]))])
+
+
+def test_pending_on_a_vcpu_still_paused_at_the_end_is_in_flight():
+    paused = [R(50, "vcpu", vcpu=1, info="exit")]
+    v = judge(MAP + msi(10) + paused, until_ns=1_000_000)
+    assert (v.lost, v.in_flight) == (0, 1)
+    v = judge(MAP + msi(10) + paused + [R(60, "vcpu", "vm1", vcpu=1, info="enter")], until_ns=1_000_000)
+    assert v.lost == 1

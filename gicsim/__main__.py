@@ -1,0 +1,5 @@
+"""``python -m gicsim`` = the ``gicsim`` command."""
+
+from gicsim.cli import main
+
+main()
