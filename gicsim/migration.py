@@ -191,7 +191,8 @@ class MigrationController:
             if dur:
                 yield self.env.timeout(dur)
             src.mem.copy_pages_to(dst.mem, pfns)
-            self.synthetic = self.dirty_rate * dur
+            # the workload cannot dirty more pages than the guest has
+            self.synthetic = min(self.dirty_rate * dur, src.mem.size / PAGE_SIZE)
             pfns = src.mem.take_dirty()
             left = (len(pfns) + self.synthetic) * PAGE_SIZE / self.sw_bw
             if left <= self.limit_ns:

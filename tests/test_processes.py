@@ -157,3 +157,21 @@ def test_summary_has_the_contract_keys():
     assert set(m) == {"status", "ebusy", "downtime_ns", "errors", "phases"}
     assert {"precopy", "downtime", "stop_vcpus", "its_restore_tables", "resume"} <= set(m["phases"])
     assert set(s["lpis"]["dropped"]) == {"its_disabled", "unmapped", "lpis_disabled", "not_restored"}
+
+
+def test_precopy_rounds_follow_dirty_rate_and_downtime_limit():
+    def precopy_ns(rate, limit_ms):
+        mig = {"at_us": 1000, "precopy": {"dirty_pages_per_s": rate, "bandwidth_mib_s": 128,
+                                          "downtime_limit_ms": limit_ms}}  # fmt: skip
+        s = gicsim.run(scenario(migration=mig, until_us=20000)).summary
+        p = s["migrations"][0]["phases"]
+        return p["precopy"]["end_ns"] - p["precopy"]["start_ns"], p["final_memory"]
+
+    quiet, fm_quiet = precopy_ns(0, 300)
+    busy, fm_busy = precopy_ns(2_000_000, 300)  # one round fits the 300 ms limit
+    assert busy == quiet
+    # what the guest dirtied during that round is sent in the final copy, at line rate
+    assert fm_busy["end_ns"] - fm_busy["start_ns"] > fm_quiet["end_ns"] - fm_quiet["start_ns"]
+    # a downtime limit the remaining pages do not fit forces more (converging) rounds
+    tight, _ = precopy_ns(20_000, 0.001)
+    assert tight > busy
