@@ -182,7 +182,7 @@ def kvm_calls(df: pd.DataFrame) -> pd.DataFrame:
     info = _info_str(df.loc[sel, "info"])
     parts = info.str.split(":", n=1)
     k["call"] = parts.str[0]
-    k["errno"] = parts.str[1].fillna("")
+    k["errno"] = parts.str[1].astype(object).where(parts.str.len() > 1, "")
     k["side"] = _info_str(k["side"])
     st_sel = _kind(df, "step")
     st = pd.DataFrame({"pos": pos[st_sel], "icid": df.loc[st_sel, "icid"].to_numpy(),
@@ -364,12 +364,6 @@ def period_order(migs: list[MigInfo]) -> list[str]:
     for m in migs:
         out += [f"precopy {m.index + 1}", f"downtime {m.index + 1}", f"after {m.index + 1}"]
     return out
-
-
-def destination_resume(migs: list[MigInfo]) -> dict[str, int]:
-    """Destination side -> position-free resume time (ns) of that side, for ``not_restored``."""
-    return {m.destination: (m.resume_ns if m.resume_side == m.destination else -1)
-            for m in migs if m.destination is not None}  # fmt: skip
 
 
 def drop_reasons(acc: pd.DataFrame, df: pd.DataFrame) -> pd.Series:

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from gicsim.simulation import Result
 
 QS = (50, 90, 99)
+MAX_VCPU_ROWS = 16  # per-vCPU latency rows shown in full up to this many vCPUs
 #: profile fields each figure depends on (what the simulator charges on that path)
 FIGURE_FIELDS: dict[str, tuple[str, ...]] = {
     "waterfall": (
@@ -98,7 +99,8 @@ class Doc:
             elif kind == "table":
                 out += _md_table(*b) + [""]
             elif kind == "fig" and figures:
-                out += [f"![{b.caption}]({b.name}.png)", "", f"*{b.caption}* ([SVG]({b.name}.svg))", ""]
+                alt = b.caption.split(". ")[0].split(": ")[0].rstrip(".")
+                out += [f"![{alt}]({b.name}.png)", "", f"*{b.caption}* ([SVG]({b.name}.svg))", ""]
         return "\n".join(out).rstrip() + "\n"
 
     # -- HTML -----------------------------------------------------------------------------
@@ -187,8 +189,10 @@ def _html_table(df: pd.DataFrame, right: tuple[str, ...]) -> str:
 
 
 def _svg_inline(svg: str) -> str:
+    """The <svg> element alone (no XML prolog or DOCTYPE, no RDF metadata block)."""
     i = svg.find("<svg")
-    return svg[i:] if i >= 0 else svg
+    svg = svg[i:] if i >= 0 else svg
+    return re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.S)
 
 
 # =========================================================================== numbers ====
@@ -234,6 +238,7 @@ class Analysis:
     overall: pd.DataFrame
     by_side: pd.DataFrame
     kinds: pd.Series
+    vcpu_out: dict[int, int]  # migration -> when the last vCPU left KVM_RUN on the source
 
 
 def analyse(run: RunData) -> Analysis:
@@ -282,7 +287,16 @@ def analyse(run: RunData) -> Analysis:
         rows.append(r)
     by_side = pd.DataFrame(rows)
     kinds = df["kind"].value_counts()
-    return Analysis(run, migs, steps, kvm, errors, acc, lat, dr, by_period, by_vcpu, overall, by_side, kinds)
+    vr = A.vcpu_rows(df)
+    vcpu_out = {}
+    for m in migs:
+        ex = vr[(vr["side"] == m.source) & (vr["what"] == "exit") & (vr["t"] >= m.start_ns)]
+        if m.pause_ns is not None:
+            ex = ex[ex["t"] <= m.pause_ns]
+        if len(ex) and ex["vcpu"].nunique() == run.scenario.vm.vcpus:
+            vcpu_out[m.index] = int(ex["t"].max())
+    return Analysis(run, migs, steps, kvm, errors, acc, lat, dr, by_period, by_vcpu, overall, by_side,
+                    kinds, vcpu_out)  # fmt: skip
 
 
 def _side_list(df: pd.DataFrame) -> list[str]:
@@ -322,10 +336,9 @@ def build(run: RunData, plots: bool = True, an: Analysis | None = None) -> Doc:
     if sc.description:
         doc.p(" ".join(sc.description.split()))
     doc.p(
-        f"Seed {s.get('seed')}, simulated {us(s.get('sim_ns', 0) / 1000)} ms, "
+        f"Seed {s.get('seed')}, simulated {s.get('sim_ns', 0) / 1e6:,.3f} ms, "
         f"{s.get('events', 0):,} SimPy events, {len(run.trace):,} trace records; "
-        f"{sc.vm.vcpus} vCPUs, timing profile `{run.timing_base}`, kernel {_kernel_words(run)}. "
-        f"Wall time of the run: {s.get('wall_s')} s."
+        f"{sc.vm.vcpus} vCPUs, timing profile `{run.timing_base}`, kernel {_kernel_words(run)}."
     )
     exp = s.get("expect", {})
     if exp:
@@ -409,7 +422,7 @@ def _migration_section(doc: Doc, an: Analysis, plots: bool) -> None:
 
 def _fig_caption(run: RunData, key: str, text: str) -> str:
     prof = run.scenario.timing
-    vals = ", ".join(f"`{f}` = {getattr(prof, f)}" for f in FIGURE_FIELDS[key])
+    vals = ", ".join(f"`{f}` = {_with_unit(f, getattr(prof, f))}" for f in FIGURE_FIELDS[key])
     extra = ""
     if key == "waterfall" and run.scenario.migrations:
         src = run.scenario.migrations[0].source
@@ -423,11 +436,18 @@ def _fig_caption(run: RunData, key: str, text: str) -> str:
     return f"{text} Timing inputs (profile, sources in the last table): {vals}.{extra}"
 
 
+def _with_unit(field: str, v: Any) -> str:
+    from gicsim.timing import _unit
+
+    u = _unit(field)
+    return f"{v:,} {u}" if u else str(v)
+
+
 def _errors_section(doc: Doc, an: Analysis) -> None:
     doc.h(2, "-EBUSY and other KVM errors")
     e = an.errors
     if e.empty:
-        doc.p("Every KVM device call of the migration returned 0.")
+        doc.p("Every KVM device call of the migration returned 0." if an.migs else "No migration, no KVM device call.")
         return
     counts = e.groupby(["errno"]).size()
     doc.p("Failed KVM calls: " + ", ".join(f"{n} × {k}" for k, n in counts.items()) + ".")
@@ -476,8 +496,16 @@ def _latency_section(doc: Doc, an: Analysis, plots: bool) -> None:
         f"accepted (pre-copy = VM still running; downtime = from the stop to the resume):"
     )
     doc.table(_lat_table(an.by_period, "accepted during"), right=tuple(c for c in _lat_table(an.by_period, "x").columns if c != "x"))
-    doc.p("By the vCPU that took the LPI:")
-    t = _lat_table(an.by_vcpu, "vCPU")
+    bv = an.by_vcpu
+    if len(bv) <= MAX_VCPU_ROWS:
+        doc.p("By the vCPU that took the LPI:")
+    else:
+        p99 = bv["p99"]
+        doc.p(f"By the vCPU that took the LPI: {len(bv)} vCPUs; their p99 ranges from {us(p99.min())} to "
+              f"{us(p99.max())} µs (median {us(float(p99.median()))} µs). The {MAX_VCPU_ROWS} vCPUs with the "
+              f"highest p99:")  # fmt: skip
+        bv = bv.sort_values(["p99", "max"], ascending=False).head(MAX_VCPU_ROWS)
+    t = _lat_table(bv, "vCPU")
     doc.table(t, right=tuple(c for c in t.columns if c != "vCPU"))
     if plots:
         from gicsim import plots as P
@@ -524,7 +552,8 @@ def build_comparison(runs: list[RunData], labels: list[str], plots: bool = True)
     put("downtime (µs)", [", ".join(us(m.downtime_ns) or "—" for m in a.migs) or None for a in ans])
     put("pre-copy (µs)", [", ".join(us((m.stop_ns or m.start_ns) - m.start_ns) or "—" for m in a.migs) or None for a in ans])
     put("-EBUSY", [sum(m.get("ebusy", 0) for m in r.summary.get("migrations", [])) for r in runs])
-    put("KVM errors", [", ".join(f"{c}:{e}" for c, e in zip(a.errors["call"], a.errors["errno"], strict=True)) or "—" for a in ans])
+    put("KVM errors", [", ".join(f"`{c}` {e} ×{n}" for (c, e), n in a.errors.groupby(["call", "errno"], sort=False).size().items())
+                       or "—" for a in ans])
     for k in ("accepted", "delivered", "lost", "spurious", "misrouted", "withdrawn", "in_flight"):
         put(k, [r.summary.get("lpis", {}).get(k) for r in runs])
     for k in A.DROP_REASONS:
@@ -536,7 +565,7 @@ def build_comparison(runs: list[RunData], labels: list[str], plots: bool = True)
     for a in ans:
         periods += [p for p in a.by_period.index if p not in periods]
     for p in periods:
-        put(f"latency p99, accepted during {p} (µs)", [us(a.by_period.loc[p, "p99"]) if p in a.by_period.index else None for a in ans])
+        put(f"latency p99 of raises accepted in `{p}` (µs)", [us(a.by_period.loc[p, "p99"]) if p in a.by_period.index else None for a in ans])
     step_names: list[str] = []
     for a in ans:
         step_names += [s for s in a.steps["step"] if s not in step_names]
@@ -549,7 +578,8 @@ def build_comparison(runs: list[RunData], labels: list[str], plots: bool = True)
         from gicsim import plots as P
 
         doc.h(2, "Downtime per step")
-        doc.fig(P.compare_downtime(ans, labels, caption="Downtime of each run split by step (first migration of each run)."))
+        doc.fig(P.compare_downtime(ans, labels, caption="Downtime of each run split by step (first migration of each "
+                                   "run; as a share of each run's downtime when the totals differ tenfold or more)."))
         doc.h(2, "Latency")
         doc.fig(P.compare_latency(ans, labels, caption="LPI latency accepted → delivered, distribution per run."))
     return doc
@@ -585,7 +615,144 @@ def figure_bytes(fig: Any) -> tuple[str, bytes]:
 
     with matplotlib.rc_context({"svg.hashsalt": "gicsim", "svg.fonttype": "none"}):
         sbuf = io.StringIO()
-        fig.savefig(sbuf, format="svg", metadata={"Date": None}, bbox_inches="tight")
+        fig.savefig(sbuf, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
         pbuf = io.BytesIO()
-        fig.savefig(pbuf, format="png", dpi=110, metadata={"Software": None}, bbox_inches="tight")
+        fig.savefig(pbuf, format="png", dpi=110, metadata={"Software": None})
     return sbuf.getvalue(), pbuf.getvalue()
+
+
+# ===================================================================== run directories ====
+def run_files(run: RunData) -> dict[str, bytes]:
+    """resolved.yaml, summary.json, trace.parquet of a run: the original bytes when it was read
+    from a directory, else freshly serialised."""
+    import json
+
+    from gicsim.output import dump_yaml
+
+    if run.result is None and run.origin and Path(run.origin).is_dir():
+        d = Path(run.origin)
+        return {f: (d / f).read_bytes() for f in ("resolved.yaml", "summary.json", "trace.parquet")}
+    buf = io.BytesIO()
+    run.trace.to_parquet(buf, index=False)
+    return {
+        "resolved.yaml": dump_yaml(run.resolved).encode(),
+        "summary.json": (json.dumps(run.summary, indent=2, default=str) + "\n").encode(),
+        "trace.parquet": buf.getvalue(),
+    }
+
+
+def report_files(run: RunData, plots: bool = True, perfetto: bool = False) -> dict[str, bytes]:
+    """Everything ``gicsim report`` writes for one run (report, figures, optional Perfetto)."""
+    files = render_files(build(run, plots=plots))
+    if perfetto:
+        from gicsim import perfetto as pf
+
+        files["trace.perfetto.json"] = pf.to_json(run).encode()
+    return files
+
+
+def publish(files: dict[str, bytes], target: Path, replace: bool = True) -> None:
+    """Write ``files`` into ``target`` atomically: a whole new directory replaces ``target``
+    (``replace``), or each file is replaced atomically inside an existing one."""
+    import os
+    import tempfile
+
+    from gicsim.output import AtomicDir
+
+    target = Path(target)
+    if replace or not target.is_dir():
+        with AtomicDir(target) as tmp:
+            for name, data in files.items():
+                p = tmp / name
+                p.parent.mkdir(parents=True, exist_ok=True)
+                p.write_bytes(data)
+        return
+    for name, data in files.items():
+        p = target / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp_name, p)
+        except BaseException:
+            Path(tmp_name).unlink(missing_ok=True)
+            raise
+
+
+# ============================================================================ command ====
+def _labels(runs: list[RunData]) -> list[str]:
+    names = [r.name for r in runs]
+    out: list[str] = []
+    for i, r in enumerate(runs):
+        lab = r.name
+        if names.count(lab) > 1:
+            tail = Path(r.origin).name if r.origin else ""
+            lab = f"{lab} ({tail or i + 1})"
+            if out.count(lab):
+                lab = f"{lab} #{i + 1}"
+        out.append(lab)
+    return out
+
+
+def load_inputs(inputs: Sequence[str]) -> list[RunData]:
+    """Check every input first (RUN_DIRs readable, scenario files valid), then run the
+    scenarios; any problem -> RunInputError with one line per problem, nothing run."""
+    from gicsim.rundata import RunInputError, from_result, read_run_dir
+    from gicsim.scenario import ScenarioError, load_scenario
+    from gicsim.simulation import run as run_scenario
+
+    problems: list[str] = []
+    plan: list[tuple[str, Any, str]] = []
+    for p in inputs:
+        path = Path(p)
+        try:
+            if path.is_dir():
+                plan.append(("dir", read_run_dir(path), p))
+            elif not path.exists():
+                problems.append(f"{p}: no such file or directory")
+            else:
+                plan.append(("scenario", load_scenario(path), p))
+        except RunInputError as e:
+            problems += e.lines
+        except ScenarioError as e:
+            problems += list(e.problems)
+    if problems:
+        raise RunInputError(problems)
+    return [x if kind == "dir" else from_result(run_scenario(x), origin=p) for kind, x, p in plan]
+
+
+def report_command(inputs: Sequence[str], outdir: str | None, perfetto: bool = False) -> list[Path]:
+    """``gicsim report``: one input -> its report (beside the run when it is a RUN_DIR);
+    several -> a comparison report. Returns the directories written."""
+    from gicsim.rundata import RunInputError
+
+    if outdir is not None and Path(outdir).exists() and not Path(outdir).is_dir():
+        raise RunInputError([f"{outdir}: exists and is not a directory"])
+    runs = load_inputs(inputs)
+    if len(runs) == 1:
+        run = runs[0]
+        files = report_files(run, perfetto=perfetto)
+        src = Path(run.origin) if run.result is None else None
+        target = Path(outdir) if outdir else (src if src is not None else Path("reports") / run.name)
+        if src is not None and target.resolve() == src.resolve():
+            publish(files, target, replace=False)
+        else:
+            publish(run_files(run) | files, target)
+        return [target]
+    target = Path(outdir) if outdir else Path("reports") / "compare"
+    for r in runs:
+        if r.result is None and Path(r.origin).resolve() == target.resolve():
+            raise RunInputError([f"{outdir}: the output directory is one of the inputs; choose another -o"])
+    labels = _labels(runs)
+    files = render_files(build_comparison(runs, labels))
+    for r, lab in zip(runs, labels, strict=True):
+        if r.result is not None:  # a scenario run here: keep its run directory with the comparison
+            sub = re.sub(r"[^A-Za-z0-9_.-]+", "_", lab)
+            files |= {f"runs/{sub}/{k}": v for k, v in run_files(r).items()}
+            if perfetto:
+                from gicsim import perfetto as pf
+
+                files[f"runs/{sub}/trace.perfetto.json"] = pf.to_json(r).encode()
+    publish(files, target)
+    return [target]
