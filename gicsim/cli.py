@@ -16,8 +16,11 @@ import click
 from gicsim.scenario import Scenario, ScenarioError, load_scenario, resolved_dict
 
 
-class Interrupted(Exception):
-    """SIGINT or SIGTERM arrived; ``signum`` gives the exit status 128 + signum."""
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived; ``signum`` gives the exit status 128 + signum.
+
+    A BaseException, like KeyboardInterrupt, so no ``except Exception`` on the way (the
+    YAML loader's, a simulation's) can mistake it for an error of its own."""
 
     def __init__(self, name: str = "SIGINT") -> None:
         super().__init__(name)

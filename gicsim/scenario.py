@@ -77,6 +77,26 @@ MAX_VCPUS = 512
 MAX_RANGE_LEN = 1 << 20
 MAX_NS = (1 << 63) - 1  # traces store int64 nanoseconds
 
+# Resource caps: a scenario asking for more is refused before it runs (one located line per
+# cap exceeded) instead of exhausting the host. Measured: about 0.6 KiB of trace and state per
+# MSI (4 trace rows: raise, accept, deliver, eoi), so MAX_MSIS is about 6 GiB and 2 minutes.
+# The scale benchmark (scenarios/scale-512.yaml: 512 vCPUs, 3,584 devices x 16 events,
+# ~1.0 M MSIs) stays well inside every cap.
+MAX_MEMORY_MIB = 1 << 20  # guest RAM is sparse: only written pages cost host memory
+MAX_MSIS = 10_000_000  # sum over sources of devices x rate_per_s x time, or x len(at_us) x events
+MAX_MSI_SOURCES = 65_536  # devices across all `devices` entries (one SimPy process each)
+MAX_DEVICE_EVENTS = 1 << 22  # sum over `devices` entries of devices x events
+MAX_MAPPED_LPIS = 57_344 + 8_192  # MAPTIs in guest.boot + guest.actions (the LPI space + margin)
+MAX_GUEST_OPS = 1_000_000  # ITS commands + property/pending-table writes of boot + actions
+MAX_MIGRATIONS = 64  # each migration builds a whole destination VM
+MAX_EXPECT_LPIS = 1_000_000  # (LPI, vCPU, side) checks of expect.delivered
+MAX_SEED = (1 << 64) - 1
+MAX_RETRY = 10_000  # on_ebusy retries
+MAX_RATE_PER_S = 1e9  # one MSI per nanosecond per source
+MAX_DIRTY_PAGES_PER_S = 1e9
+MIN_BANDWIDTH_MIB_S = 1e-3  # lower bandwidths overflow the transfer-time arithmetic
+MAX_BANDWIDTH_MIB_S = 1e9
+
 SOURCE_STEPS = (
     "stop_vcpus",
     "quiesce_devices",
@@ -175,6 +195,10 @@ def _show(v: Any) -> str:
         return "a mapping"
     if isinstance(v, list | tuple):
         return "a list"
+    if isinstance(v, set | frozenset):
+        return "a set"
+    if isinstance(v, bytes | bytearray):
+        return "binary data"
     return f"a {type(v).__name__}"
 
 
@@ -234,6 +258,30 @@ def _pos_number(v: Any) -> int | float:
 
 NonNegNumber = Annotated[int | float, BeforeValidator(_nonneg_number)]
 PosNumber = Annotated[int | float, BeforeValidator(_pos_number)]
+
+
+def _within(lo: float | None, hi: float, what: str) -> Callable[[Any], int | float]:
+    """A number in [lo, hi] (lo None: > 0); the caps of the resource limits above."""
+
+    def conv(v: Any) -> int | float:
+        v = _pos_number(v) if lo is None else _nonneg_number(v)
+        if lo is not None and v < lo:
+            raise ValueError(f"must be >= {lo:g}, got {v!r}")
+        if v > hi:
+            raise ValueError(f"too large: {v!r} is beyond the cap of {hi:g} ({what})")
+        return v
+
+    return conv
+
+
+RatePerS = Annotated[int | float, BeforeValidator(_within(None, MAX_RATE_PER_S, "MAX_RATE_PER_S"))]
+DirtyRate = Annotated[
+    int | float, BeforeValidator(_within(0, MAX_DIRTY_PAGES_PER_S, "MAX_DIRTY_PAGES_PER_S"))
+]
+Bandwidth = Annotated[
+    int | float,
+    BeforeValidator(_within(MIN_BANDWIDTH_MIB_S, MAX_BANDWIDTH_MIB_S, "MAX_BANDWIDTH_MIB_S")),
+]
 U16 = Annotated[StrictInt, Field(ge=0, le=ID_MAX)]
 
 
@@ -609,7 +657,7 @@ class ItsConfig(_Model):
 
 class Vm(_Model):
     vcpus: Annotated[StrictInt, Field(ge=1, le=MAX_VCPUS)] = 1
-    memory_mib: Annotated[StrictInt, Field(ge=16, le=1 << 20)] = 512
+    memory_mib: Annotated[StrictInt, Field(ge=16, le=MAX_MEMORY_MIB)] = 512
     its: ItsConfig = ItsConfig()
 
 
@@ -861,7 +909,7 @@ class DeviceSource(_Model):
     device: DevRange
     events: EventRange
     at_ns: tuple[Micros, ...] | None = Field(None, alias="at_us")
-    rate_per_s: PosNumber | None = None
+    rate_per_s: RatePerS | None = None
     pattern: Literal["periodic", "poisson"] | None = None
     start_ns: Micros | None = Field(None, alias="start_us")
     stop_ns: Micros | None = Field(None, alias="stop_us")
@@ -906,8 +954,8 @@ def _alias_attr(model: BaseModel, key: str) -> str:
 class Precopy(_Model):
     """``bandwidth_mib_s`` and ``downtime_limit_ms`` default to the timing profile."""
 
-    dirty_pages_per_s: NonNegNumber = 0
-    bandwidth_mib_s: PosNumber | None = None
+    dirty_pages_per_s: DirtyRate = 0
+    bandwidth_mib_s: Bandwidth | None = None
     downtime_limit_ns: Millis | None = Field(None, alias="downtime_limit_ms")
 
 
@@ -926,7 +974,7 @@ class OnEbusy(_Model):
     """
 
     policy: Literal["abort", "continue", "retry"]
-    retry: NonNegInt = 0
+    retry: Annotated[StrictInt, Field(ge=0, le=MAX_RETRY)] = 0
     backoff_ns: Micros = Field(0, alias="backoff_us")
 
     @model_validator(mode="before")
@@ -1059,9 +1107,15 @@ class Expect(_Model):
 # --- timing ---
 
 
+_BANDWIDTH_OVERRIDES = ("precopy_bandwidth_mib_s", "switchover_bandwidth_mib_s")
+
+
 def _override_field(key: str) -> Any:
     def conv(v: Any) -> Any:
-        return _timing.convert_override(key, v)[1]
+        out = _timing.convert_override(key, v)[1]
+        if key in _BANDWIDTH_OVERRIDES:
+            _within(MIN_BANDWIDTH_MIB_S, MAX_BANDWIDTH_MIB_S, "MAX_BANDWIDTH_MIB_S")(v)
+        return out
 
     return Annotated[Any, BeforeValidator(conv)]
 
@@ -1150,7 +1204,7 @@ class Scenario(_Model):
 
     name: Annotated[str, BeforeValidator(_name)]
     description: StrictStr | None = None
-    seed: NonNegInt = 0
+    seed: Annotated[StrictInt, Field(ge=0, le=MAX_SEED)] = 0
     until_ns: PosMicros = Field(100_000_000, alias="until_us")
     timing: Annotated[TimingProfile, BeforeValidator(_timing_profile)] = Field(
         default_factory=lambda: PROFILES[DEFAULT_PROFILE], alias="timing"
@@ -1224,10 +1278,172 @@ class Scenario(_Model):
                     False,
                 )
             )
+        problems += _resource_problems(self)
         if problems:
             _fail(*problems)
         _put(self, migrations=tuple(migrations))
         return self
+
+
+# ----------------------------------------------------------------------------------------------
+# resource limits (checked once everything else is valid)
+
+_RAM_BASE = 0x4000_0000  # guest RAM on the arm virt machine (gicsim.memory.RAM_BASE)
+_SZ_64K = 1 << 16
+_L2_DTES = _SZ_64K // 8
+_PROP_TABLE = (1 << 16) - LPI_MIN  # one property byte per LPI (16 ID bits)
+_PEND_TABLE = (1 << 16) // 8
+_COMMAND_STEPS = {"mapc", "mapd", "mapti", "map_events", "map_devices", "movi", "movall",
+                  "discard", "inv", "invall", "int", "clear", "sync"}  # fmt: skip
+
+
+def _msis(sc: "Scenario") -> tuple[float, list[float]]:
+    """Upper estimate of the MSIs the device sources send before ``until_us``, per entry."""
+    until = sc.until_ns
+    per: list[float] = []
+    for d in sc.devices:
+        n: float
+        if d.at_ns is not None:
+            n = float(sum(1 for t in d.at_ns if t <= until) * len(d.events))
+        else:
+            start = d.start_ns or 0
+            stop = until if d.stop_ns is None else min(d.stop_ns, until)
+            n = 0.0 if start > until else float(d.rate_per_s or 0) * max(0, stop - start) / 1e9 + 1
+        per.append(n * len(d.device))
+    return float(sum(per)), per
+
+
+def _step_cost(kind: str, a: Any) -> tuple[int, int, int]:
+    """(ITS commands, of which MAPTIs, other per-ID guest operations) of one guest step."""
+    if kind == "map_events":
+        return len(a.events), len(a.events), len(a.lpis)  # + property bytes
+    if kind == "map_devices":
+        n = len(a.devices) * len(a.events)
+        return len(a.devices) + n, n, n
+    if kind == "mapti":
+        return 1, 1, 1
+    if kind in _COMMAND_STEPS:
+        return 1, 0, 0
+    if kind in ("set_pending", "lpi_config"):
+        return 0, 0, len(a.lpis)
+    if kind in ("enable_lpis", "disable_lpis", "mask") and isinstance(a, tuple):
+        return 0, 0, len(a)
+    return 0, 0, 1
+
+
+class _GuestRam:
+    """The guest ITS driver's bump allocator (``gicsim.guest.GuestItsDriver``), replayed."""
+
+    def __init__(self, sc: "Scenario") -> None:
+        self.end = _RAM_BASE + (sc.vm.memory_mib << 20)
+        self.brk = _RAM_BASE
+        self.two_level = sc.vm.its.device_table == "two_level"
+        self.pend: set[int] = set()
+        self.l2: set[int] = set()
+        self.itt_bits: dict[int, int] = {}
+        self.alloc(sc.vm.its.cmdq_kib * 1024)  # probe: command queue, tables, properties
+        self.alloc(_SZ_64K if self.two_level else (1 << 16) * 8)
+        self.alloc(_SZ_64K)
+        self.alloc(_PROP_TABLE, 4096)
+
+    def alloc(self, size: int, align: int = _SZ_64K) -> None:
+        self.brk = -(-self.brk // align) * align + size
+
+    def vcpus(self, vcpus: Any) -> None:
+        for v in vcpus:
+            if v not in self.pend:
+                self.pend.add(v)
+                self.alloc(_PEND_TABLE)
+
+    def mapd(self, dev: int, bits: int) -> None:
+        if self.two_level and dev // _L2_DTES not in self.l2:
+            self.l2.add(dev // _L2_DTES)
+            self.alloc(_SZ_64K)
+        if self.itt_bits.get(dev, 0) < bits:
+            self.itt_bits[dev] = bits
+            self.alloc(max((1 << bits) * 8, 256), 256)
+
+    def step(self, kind: str, a: Any) -> None:
+        if kind == "enable_lpis":
+            self.vcpus(a)
+        elif kind == "set_pending":
+            self.vcpus((a.vcpu,))
+        elif kind == "mapd" and a.valid:
+            self.mapd(a.device, a.event_bits or 1)
+        elif kind == "map_devices":
+            for dev in a.devices:
+                self.mapd(dev, a.event_bits)
+
+
+def _resource_problems(sc: "Scenario") -> list[tuple[tuple[Any, ...], str, bool]]:
+    out: list[tuple[tuple[Any, ...], str, bool]] = []
+    if len(sc.migrations) > MAX_MIGRATIONS:
+        out.append((("migration",), f"{len(sc.migrations)} migrations, more than the cap of "
+                    f"{MAX_MIGRATIONS} (MAX_MIGRATIONS)", True))  # fmt: skip
+    checks = sum(len(d.lpi) for d in sc.expect.delivered or ())
+    if checks > MAX_EXPECT_LPIS:
+        out.append((("expect", "delivered"), f"{checks:,} LPIs to check in total, more than the "
+                    f"cap of {MAX_EXPECT_LPIS:,} (MAX_EXPECT_LPIS)", True))  # fmt: skip
+    # --- device MSI sources
+    nsrc = sum(len(d.device) for d in sc.devices)
+    if nsrc > MAX_MSI_SOURCES:
+        out.append((("devices",), f"{nsrc:,} device sources in total, more than the cap of "
+                    f"{MAX_MSI_SOURCES:,} (MAX_MSI_SOURCES)", True))  # fmt: skip
+    pairs = sum(len(d.device) * len(d.events) for d in sc.devices)
+    if pairs > MAX_DEVICE_EVENTS:
+        out.append((("devices",), f"{pairs:,} device x event pairs in total, more than the cap "
+                    f"of {MAX_DEVICE_EVENTS:,} (MAX_DEVICE_EVENTS)", True))  # fmt: skip
+    total, per = _msis(sc)
+    if total > MAX_MSIS:
+        big = max(range(len(per)), key=per.__getitem__)
+        out.append((("devices",), f"about {total:,.0f} MSIs before until_us (devices x "
+                    f"rate_per_s x (stop_us - start_us), or devices x len(at_us) x events, summed "
+                    f"over sources; devices.{big} alone sends {per[big]:,.0f}), more than the cap "
+                    f"of {MAX_MSIS:,} (MAX_MSIS): lower the rates, shorten the run or use fewer "
+                    "devices", True))  # fmt: skip
+    # --- guest work: boot, then actions
+    ram = _GuestRam(sc)
+    limit = sc.vm.memory_mib
+    queue_slots = sc.vm.its.cmdq_kib * 1024 // 32 - 1
+    queued, enabled = 0, False
+    cmds = mapti = ops = 0
+    flagged: set[str] = set()
+    for where, items in (("boot", sc.guest.boot), ("actions", sc.guest.actions)):
+        for i, st in enumerate(items):
+            kind, a = st.kind, st.args
+            loc = ("guest", where, i, kind)
+            c, m, o = _step_cost(kind, a)
+            cmds, mapti, ops = cmds + c, mapti + m, ops + c + o
+            if mapti > MAX_MAPPED_LPIS and "mapti" not in flagged:
+                flagged.add("mapti")
+                out.append((loc, f"the guest maps {mapti:,} LPIs by here (MAPTI commands of "
+                            f"guest.boot and guest.actions), more than the cap of "
+                            f"{MAX_MAPPED_LPIS:,} (MAX_MAPPED_LPIS)", True))  # fmt: skip
+            if ops > MAX_GUEST_OPS and "ops" not in flagged:
+                flagged.add("ops")
+                out.append((loc, f"{ops:,} guest operations by here (ITS commands and "
+                            f"property/pending-table writes), more than the cap of "
+                            f"{MAX_GUEST_OPS:,} (MAX_GUEST_OPS)", True))  # fmt: skip
+            if where == "boot":
+                if kind == "its_enable":
+                    enabled = bool(a)
+                    queued = 0 if enabled else queued  # enabling runs the queue
+                elif not enabled and c:
+                    queued += c
+                    if queued > queue_slots and "queue" not in flagged:
+                        flagged.add("queue")
+                        out.append((loc, f"{queued:,} ITS commands are queued while the ITS "
+                                    f"is still disabled, but the command queue (vm.its.cmdq_kib "
+                                    f"{sc.vm.its.cmdq_kib}) holds {queue_slots:,}: put "
+                                    "'its_enable: true' earlier or enlarge the queue", True))  # fmt: skip
+            ram.step(kind, a)
+            if ram.brk > ram.end and "ram" not in flagged:
+                flagged.add("ram")
+                need = -(-(ram.brk - _RAM_BASE) // (1 << 20))
+                out.append((loc, f"guest RAM exhausted: the guest driver's queue, tables, "
+                            f"pending tables and ITTs need {'at least' if where == 'boot' else 'up to'} "
+                            f"{need:,} MiB by here, vm.memory_mib is {limit:,}", True))  # fmt: skip
+    return out
 
 
 def _context(raw: Any) -> dict[str, Any]:
@@ -1257,7 +1473,8 @@ class _Positions:
         self.value: dict[tuple[Any, ...], tuple[int, int]] = {}
 
 
-MAX_NODES = 2_000_000
+MAX_NODES = 500_000  # YAML values after alias expansion (ruamel: ~75 us and ~1.3 KiB each)
+MAX_FILE_BYTES = 4 << 20  # 200x the largest shipped scenario; parsing it takes ~10 s
 
 
 class _TooLarge(Exception):
@@ -1462,7 +1679,7 @@ def _message(err: Any) -> str:
     if t == "missing":
         return "missing required key"
     if t == "invalid_key":
-        return f"keys must be strings, got {_show(err['loc'][-1] if err['loc'] else inp)}"
+        return f"keys must be strings, got {_show(inp)}"
     if t == "extra_forbidden":
         return _unknown_key(tuple(err["loc"]))
     if t in ("int_type", "int_parsing", "int_from_float"):
@@ -1512,7 +1729,10 @@ def _position(
 ) -> tuple[int, int]:
     if exists:
         first, second = (pos.key, pos.value) if at_key else (pos.value, pos.key)
-        return first.get(path) or second.get(path) or (0, 0)
+        found = first.get(path) or second.get(path)
+        if found:
+            return found
+        # no position of its own (a key brought in by a '<<' merge): the nearest parent's
     for n in range(len(path) - 1, -1, -1):
         p = path[:n]
         if p in pos.key or p in pos.value:
@@ -1520,8 +1740,20 @@ def _position(
     return pos.value.get((), (0, 0))
 
 
+def _path_part(c: Any) -> str:
+    if isinstance(c, str) and (not c or c != c.strip() or ": " in c or "\n" in c):
+        return repr(c)  # keep FILE:LINE:COL: path: message readable
+    if isinstance(c, str | int) and not isinstance(c, bool):
+        return str(c)
+    if c is None or isinstance(c, bool):
+        return _show(c)
+    if isinstance(c, list | tuple):  # a YAML sequence used as a key: no spaces in a path
+        return "[" + ",".join(_path_part(x) for x in c) + "]"
+    return str(c).replace(" ", "")
+
+
 def _format_path(path: tuple[Any, ...]) -> str:
-    return ".".join(str(c) for c in path) if path else "<root>"
+    return ".".join(_path_part(c) for c in path) if path else "<root>"
 
 
 def _problems(
@@ -1534,7 +1766,13 @@ def _problems(
     located = []
     for err in exc.errors():
         loc = tuple(err["loc"])
-        at_key = err["type"] == "extra_forbidden" or bool((err.get("ctx") or {}).get("at_key"))
+        if err["type"] == "invalid_key" and loc:
+            loc = loc[:-1] + (err.get("input"),)  # pydantic's loc has str(key); find the key
+        at_key = err["type"] in ("extra_forbidden", "invalid_key") or bool(
+            (err.get("ctx") or {}).get("at_key")
+        )
+        if err["type"] != "scenario" and "input" in err and err["input"] is None:
+            at_key = True  # `key:` with no value: YAML puts the null where the next token is
         path, exists = _locate(loc, raw)
         if any(path[: len(s)] == s for s in skip or ()):
             continue
@@ -1623,7 +1861,13 @@ def load_scenario(path: str | Path) -> Scenario:
     try:
         if p.is_dir():
             raise ScenarioError([f"{filename}:0:0: <file>: is a directory, not a scenario file"])
-        data = p.read_bytes()
+        with p.open("rb") as fh:  # bounded: /dev/zero or a huge file must not fill memory
+            data = fh.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise ScenarioError(
+                [f"{filename}:0:0: <file>: larger than the cap of {MAX_FILE_BYTES >> 20} MiB "
+                 "(MAX_FILE_BYTES) for a scenario file"]
+            )  # fmt: skip
     except ScenarioError:
         raise
     except FileNotFoundError:

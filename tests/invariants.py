@@ -8,6 +8,11 @@ bytes in guest memory, decoded independently of ``gicsim.its``: it walks every t
 slot exactly as SPEC §2 and ``vgic-its.c`` describe (``scan_its_table``, ``restore_cte``,
 ``restore_dte``, ``restore_ite``, ``vgic_add_lpi``), only skipping pages that were never
 written, so the model's bulk skipping and its error paths are checked against it.
+
+Known kernel divergence, deliberately not followed here nor in the model: ``scan_its_table``
+takes ``int size``, so a (corrupted) DTE with Size >= 28 (ITT of 2^29..2^32 entries) gives a
+size of 0 and the kernel reads only ITT entry 0 of that device; SPEC §2 (and both walks here)
+read the whole ITT.
 """
 
 from __future__ import annotations
@@ -19,11 +24,11 @@ import attrs
 
 from gicsim import abi
 from gicsim.its import (
-    GITS_BASER_ADDR_48_to_52,
     GITS_BASER_INDIRECT,
     GITS_BASER_NR_PAGES,
     GITS_VALID,
     ITS_CMD_BUFFER_SIZE,
+    GITS_BASER_ADDR_48_to_52,
 )
 from gicsim.memory import PAGE_SHIFT, GuestMemory
 from gicsim.vgic import GICR_PENDBASER_ADDRESS, GICR_PROPBASER_ADDRESS

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from conftest import make_vm
 from hypothesis import event, given
-from hypothesis.control import currently_in_test_context
 from hypothesis import strategies as st
+from hypothesis.control import currently_in_test_context
 from invariants import assert_invariants, model_restored, reference_restore
 
 from gicsim import abi, vmm

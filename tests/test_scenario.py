@@ -692,7 +692,7 @@ def test_random_text_never_leaks_an_exception(text):
 
 ALL_STEPS = """\
 name: every-step
-vm: {vcpus: 3, memory_mib: 1024, its: {device_table: two_level, cmdq_kib: 4}}
+vm: {vcpus: 3, memory_mib: 1024, its: {device_table: two_level, cmdq_kib: 16}}
 kernel: {pending_sync_on_ctlr: true, pending_sync_clears_ram: false, clear_on_unmap: false,
          restore_scan: head_pointer, translation_cache: stale}
 guest:
