@@ -42,8 +42,12 @@ class GuestDriver(Component):
         self.add_process(self.boot)
 
     def rebind(self) -> None:
+        """The guest now runs on ``sim.current_vm``. Its driver state (allocations, queue
+        position) is guest memory content, so the same object moves over, in place: a boot
+        step interrupted by a migration continues on the destination."""
         vm = self.sim.current_vm
-        self.drv = self.drv.rebind(vm.vgic, vm.its)
+        d = self.drv
+        d.vgic, d.its, d.mem = vm.vgic, vm.its, vm.vgic.mem
 
     # -- processes ------------------------------------------------------------------------
     def boot(self) -> Generator[Any, Any, None]:
@@ -90,10 +94,15 @@ class GuestDriver(Component):
             vcpu.mmio_end()
 
     def post(self, vcpu: Vcpu, cmds: Iterable[Cmd]) -> Generator[Any, Any, None]:
-        """Write commands into the queue (waiting for room like Linux), then CWRITER."""
+        """Write commands into the queue (waiting for room like Linux), then CWRITER.
+
+        The guest's intent (``gcmd`` rows) is recorded when its CWRITER write returns, i.e.
+        when KVM has run the commands: until then the old mapping legitimately applies.
+        An INT is a raise from the moment it is written.
+        """
         drv = self.drv
         rec = self.trace.rec
-        dirty = False
+        intents: list[tuple[int, int, int, int, int, str]] = []
         for raw, g in cmds:
             while True:
                 try:
@@ -103,14 +112,18 @@ class GuestDriver(Component):
                     if not self.sim.current_vm.its.enabled:
                         raise BootError("command queue full while the ITS is disabled") from None
                     yield from self.kick_cwriter(vcpu)
-                    dirty = False
-            side = self.sim.current_vm.side
-            rec.append((self.env.now, "gcmd", side) + g)
+                    self._intents(intents)
             if g[5] == "INT":
-                rec.append((self.env.now, "raise", side, vcpu.id, -1, g[2], g[3], -1, "int"))
-            dirty = True
-        if dirty:
+                rec.append((self.env.now, "raise", self.sim.current_vm.side, vcpu.id, -1, g[2], g[3], -1, "int"))
+            intents.append(g)
+        if intents:
             yield from self.kick_cwriter(vcpu)
+            self._intents(intents)
+
+    def _intents(self, intents: list[tuple[int, int, int, int, int, str]]) -> None:
+        now, side = self.env.now, self.sim.current_vm.side
+        self.trace.rec.extend((now, "gcmd", side) + g for g in intents)
+        intents.clear()
 
     def config_lpis(self, lpis: Iterable[int], priority: int = LPI_PROP_DEFAULT_PRIO, enabled: bool = True) -> None:
         rec = self.trace.rec

@@ -149,6 +149,7 @@ class MigrationController:
         src = self.src = sim.current_vm
         dst = self.dst = sim.new_vm()
         self.rec("migration", src.side, "start")
+        self.status = "incomplete"  # until it completes, aborts or fails (or the run ends)
         self.started.succeed()
         t0 = int(self.env.now)
         yield from self.precopy(src, dst)

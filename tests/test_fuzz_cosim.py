@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from invariants import assert_invariants
 
 from gicsim import oracles
-from gicsim.errors import E_ITS, EFAULT, ERRNOS
+from gicsim.errors import E_ITS, ERRNOS
 from gicsim.scenario import (
     DEST_STEPS,
     SOURCE_STEPS,
@@ -111,7 +110,7 @@ def test_random_migration_orders_never_crash(d):
         raise AssertionError(e.problems) from None
     sim, summary, seen = run_checked(sc)
     for i, (m, cfg) in enumerate(zip(summary["migrations"], sc.migrations, strict=True)):
-        assert m["status"] in ("completed", "aborted", "failed", "none"), m
+        assert m["status"] in ("completed", "aborted", "failed", "incomplete", "none"), m
         if m["status"] in ("aborted", "failed"):
             assert m["errors"], m  # it says which call stopped it
             last = m["errors"][-1]
@@ -126,16 +125,17 @@ def test_random_migration_orders_never_crash(d):
             assert all(e["errno"] == "EBUSY" for e in m["errors"])  # only tolerated failures
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=EFAULT,
-    reason="gicsim/driver.py: a migration while the guest is still booting rebinds the guest "
-    "driver before probe() ran (GuestDriver.boot/do_step keep the old driver object), so the "
-    "next boot command is written at command-queue address 0 and -EFAULT escapes the run",
-)
 def test_migration_during_boot():
+    """A migration while the guest is still booting: the guest driver's state moves with
+    the guest, so boot finishes wherever the guest runs next."""
     d = resolved_dict(load_scenario(ROOT / "scenarios" / "clean-migration.yaml"))
     d["expect"] = {}
     d["migration"][0]["at_us"] = 0
-    d["migration"][0]["source"]["stop_wait_us"] = 0
-    run_checked(scenario_from_dict(d))
+    d["migration"][0]["source"]["stop_wait_us"] = 0  # saves while vCPU 0 is booting: EBUSY
+    sim, summary, _ = run_checked(scenario_from_dict(d))
+    assert summary["migrations"][0]["status"] == "aborted"
+    assert len(sim.vms[0].its.mappings()) == 24 and summary["lpis"]["lost"] == 0
+    d["migration"][0]["source"]["stop_wait_us"] = None  # wait for vCPU 0 to stop
+    sim, summary, _ = run_checked(scenario_from_dict(d))
+    assert summary["migrations"][0]["status"] == "completed"
+    assert len(sim.vms[1].its.mappings()) == 24 and summary["lpis"]["lost"] == 0
