@@ -654,10 +654,8 @@ def report_files(run: RunData, plots: bool = True, perfetto: bool = False) -> di
 def publish(files: dict[str, bytes], target: Path, replace: bool = True) -> None:
     """Write ``files`` into ``target`` atomically: a whole new directory replaces ``target``
     (``replace``), or each file is replaced atomically inside an existing one."""
-    import os
-    import tempfile
 
-    from gicsim.output import AtomicDir
+    from gicsim.output import AtomicDir, write_bytes_atomic
 
     target = Path(target)
     if replace or not target.is_dir():
@@ -668,16 +666,7 @@ def publish(files: dict[str, bytes], target: Path, replace: bool = True) -> None
                 p.write_bytes(data)
         return
     for name, data in files.items():
-        p = target / name
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp_name, p)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
+        write_bytes_atomic(target / name, data)
 
 
 # ============================================================================ command ====

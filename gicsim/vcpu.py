@@ -76,7 +76,7 @@ class Vcpu(Component):
                 yield timeout(dt)
                 pa = self.paused_at
                 if pa is not None and t0 <= pa < env.now:
-                    yield from self.spend(dt - (pa - t0))
+                    yield from self.spend(dt - (pa - int(t0)))
                     vm = self.vm
                     vgic = vm.vgic
                 if not self.running or self.masked:
@@ -89,7 +89,7 @@ class Vcpu(Component):
                 yield timeout(handler_ns)
                 pa = self.paused_at
                 if pa is not None and t0 <= pa < env.now:
-                    yield from self.spend(handler_ns - (pa - t0))
+                    yield from self.spend(handler_ns - (pa - int(t0)))
                 if self.vm is vm:
                     vgic.eoi(i, irq)
                 append((env.now, "eoi", self.vm.side, i, irq.intid, -1, -1, -1, ""))
