@@ -150,6 +150,13 @@ def run(files: tuple[str, ...], outdir: str, summary_path: str | None, quiet: bo
                     write_json_atomic(Path(summary_path), summaries[0] if len(summaries) == 1 else summaries)
     except (KeyboardInterrupt, Interrupted) as e:
         _interrupted(e)
+    except OSError as e:
+        click.echo(f"gicsim: cannot write results: {e}", err=True)
+        sys.exit(3)
+    except Exception as e:  # noqa: BLE001 - a model bug must not end in a traceback
+        click.echo(f"gicsim: internal error ({type(e).__name__}: {e}); no results were written "
+                   "for this scenario; please report it with the scenario file", err=True)  # fmt: skip
+        sys.exit(3)
     sys.exit(1 if failed else 0)
 
 

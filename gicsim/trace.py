@@ -15,6 +15,7 @@ Kinds and what their columns hold:
 ``eoi``         vcpu finished lpi's handler
 ``gcmd``        the guest wrote a command (its intent): info = MAPD, MAPD-, MAPC, MAPC-, MAPTI,
                 MOVI, DISCARD, MOVALL (icid = from vCPU, vcpu = to vCPU), CLEAR, INV, INVALL...
+``gcmd_dropped`` the guest driver gave up on a command: the queue stayed full for 1 s
 ``cmd``         the ITS executed a command: info = name or ``name:ERROR``
 ``lpi_config``  the guest rewrote an LPI's property byte: info ``enabled`` / ``disabled``
 ``mask``        vcpu masked (info ``1``) or unmasked (``0``) interrupts

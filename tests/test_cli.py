@@ -90,3 +90,15 @@ def test_validate_ok_and_help():
     assert r.exit_code == 0 and "ok" in r.output
     r = CliRunner().invoke(main, ["--help"])
     assert r.exit_code == 0 and "run" in r.output and "validate" in r.output
+
+
+def test_an_internal_error_is_one_line_exit_3(tmp_path, monkeypatch):
+    import gicsim.simulation
+
+    def boom(sc):
+        raise RuntimeError("model bug")
+
+    monkeypatch.setattr(gicsim.simulation, "run", boom)
+    r = CliRunner().invoke(main, ["run", str(GOOD), "-o", str(tmp_path / "o")])
+    assert r.exit_code == 3 and "internal error (RuntimeError: model bug)" in r.stderr
+    assert "Traceback" not in r.output and not (tmp_path / "o").exists()

@@ -175,3 +175,23 @@ def test_precopy_rounds_follow_dirty_rate_and_downtime_limit():
     # a downtime limit the remaining pages do not fit forces more (converging) rounds
     tight, _ = precopy_ns(20_000, 0.001)
     assert tight > busy
+
+
+def test_full_queue_on_a_disabled_its_times_out_like_linux_and_drops_commands():
+    res = gicsim.run(
+        scenario(
+            until_us=1_500_000,
+            boot_extra=[{"mapd": {"device": 9, "event_bits": 12}}],
+            actions=[
+                {"at_us": 100, "vcpu": 0, "its_enable": False},
+                {"at_us": 200, "vcpu": 0,
+                 "map_events": {"device": 9, "events": "0-2499", "lpis": "10000-12499", "icid": 0}},
+            ],
+        )
+    )
+    dropped = rows(res, "gcmd_dropped")
+    # a 64 KiB ring holds 2,047 commands; the 2,048th waits Linux's 1 s of polling, is
+    # dropped, and so is each next one, one second apart
+    assert [r[0] for r in dropped] == [200_000 + 1_000_000_000]
+    assert dropped[0][4] == 10_000 + 2047
+    assert rows(res, "cmd", info="MAPTI")[-1][0] < 200_000  # nothing ran: ITS disabled
