@@ -195,3 +195,16 @@ def test_full_queue_on_a_disabled_its_times_out_like_linux_and_drops_commands():
     assert [r[0] for r in dropped] == [200_000 + 1_000_000_000]
     assert dropped[0][4] == 10_000 + 2047
     assert rows(res, "cmd", info="MAPTI")[-1][0] < 200_000  # nothing ran: ITS disabled
+
+
+def test_a_step_failing_after_resume_does_not_roll_back_to_the_source():
+    """Destination steps placed after `resume` run with the guest already on the destination:
+    the ITS register write meets running vCPUs (-EBUSY) and is reported, not undone."""
+    mig = {"at_us": 1000, "destination": {"steps": ["memory", "redistributors", "its_init", "resume",
+                                                    "gits_cbaser", "gits_regs", "its_restore_tables",
+                                                    "gits_ctlr"]}}  # fmt: skip
+    s = gicsim.run(scenario(migration=mig)).summary
+    m = s["migrations"][0]
+    assert m["status"] == "completed"
+    assert m["errors"] and {e["errno"] for e in m["errors"]} == {"EBUSY"}
+    assert m["errors"][0]["step"] == "gits_cbaser"
