@@ -956,7 +956,8 @@ def _order_rules(cx: Ctx, m: A.MigInfo, steps: tuple[str, ...]) -> list[Fact]:
         out.append(Fact(("rule", "tables-before-memory"), lambda ms: (
             f"RESTORE_TABLES (at {at('its_restore_tables')}) walked the tables before the `memory` step "
             f"(at {at('memory')}) loaded the final dirty pages, which hold the DTEs/ITEs/CTEs that "
-            "ITS_SAVE_TABLES wrote during the downtime: it found empty tables.")))
+            "ITS_SAVE_TABLES wrote during the downtime: it could only walk what pre-copy had already "
+            "sent, not the entries saved at the stop.")))
     if before("gits_creadr", "gits_cbaser"):
         out.append(Fact(("rule", "creadr-before-cbaser"), lambda ms: (
             f"GITS_CREADR was restored (at {at('gits_creadr')}) before GITS_CBASER (at {at('gits_cbaser')}); "
