@@ -4,7 +4,7 @@ Times, on one large run (default: ``scenarios/scale-512.yaml``, ~2.4 M SimPy eve
 rows, simulated first into a temporary directory unless a RUN_DIR is given):
 
  1. loading the run directory (Parquet + JSON + YAML);
- 2. the vectorised aggregation behind the report (``gicsim.report.analyse``);
+ 2. the vectorised aggregation behind the report (``gicsim.present.report.analyse``);
  3. the whole ``gicsim report`` (aggregation, plots, Markdown, HTML, files written);
  4. the Perfetto export;
  5. ``gicsim explain`` (which also re-judges the trace with the oracles).
@@ -22,8 +22,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gicsim import explain, perfetto, report  # noqa: E402
-from gicsim.rundata import read_run_dir  # noqa: E402
+from gicsim import report  # noqa: E402
+from gicsim.present import explain
+from gicsim.present import perfetto
+from gicsim.present.rundata import read_run_dir  # noqa: E402
 
 
 def timed(fn):  # noqa: ANN001, ANN201

@@ -122,9 +122,9 @@ def run(files: tuple[str, ...], outdir: str, summary_path: str | None, quiet: bo
     OUTPUT/<name>/, atomically (with --report also report.html and the plots; with
     --perfetto also trace.perfetto.json).
     """
-    from gicsim.output import AtomicDir, dump_yaml, write_json_atomic
-    from gicsim.report import write_markdown
-    from gicsim.simulation import run as run_scenario
+    from gicsim.present.output import AtomicDir, dump_yaml, write_json_atomic
+    from gicsim.present.report import write_markdown
+    from gicsim.sim.simulation import run as run_scenario
 
     summaries = []
     failed = False
@@ -161,13 +161,13 @@ def run(files: tuple[str, ...], outdir: str, summary_path: str | None, quiet: bo
 
 
 def _extra_outputs(res: Any, tmp: Path, full_report: bool, perfetto: bool) -> None:
-    from gicsim import report as rep
-    from gicsim.rundata import from_result
+    from gicsim.present import report as rep
+    from gicsim.present.rundata import from_result
 
     run_data = from_result(res)
     files = rep.report_files(run_data, perfetto=perfetto) if full_report else {}
     if perfetto and not full_report:
-        from gicsim import perfetto as pf
+        from gicsim.present import perfetto as pf
 
         files["trace.perfetto.json"] = pf.to_json(run_data).encode()
     for name, data in files.items():
@@ -192,8 +192,8 @@ def report_cmd(inputs: tuple[str, ...], outdir: str | None, perfetto: bool) -> N
     A RUN_DIR is what `gicsim run` writes (resolved.yaml, summary.json, trace.parquet); a
     scenario file is run first. Several inputs give one comparison report, side by side.
     """
-    from gicsim.report import report_command
-    from gicsim.rundata import RunInputError
+    from gicsim.present.report import report_command
+    from gicsim.present.rundata import RunInputError
 
     signal.signal(signal.SIGTERM, _on_signal)
     try:
@@ -212,7 +212,8 @@ def report_cmd(inputs: tuple[str, ...], outdir: str | None, perfetto: bool) -> N
 def explain_cmd(file: str) -> None:
     """Narrate a run (scenario FILE, run now, or a RUN_DIR): every migration step, every KVM
     call's result and why, and the causal chain of each lost, spurious or misrouted LPI."""
-    from gicsim import explain, rundata
+    from gicsim.present import explain
+    from gicsim.present import rundata
 
     try:
         run_data = rundata.load(file)
@@ -239,8 +240,8 @@ def _step_names() -> tuple[str, ...]:
 def tables_cmd(file: str, step: str, side: str | None, migration: int, limit: int) -> None:
     """Hex dump of the DTE/ITE/CTE tables and pending tables in guest memory at the end of a
     migration STEP, each entry decoded (FILE: a scenario, or a RUN_DIR's resolved.yaml)."""
-    from gicsim import tables
-    from gicsim.rundata import RunInputError
+    from gicsim.present import tables
+    from gicsim.present.rundata import RunInputError
     from gicsim.scenario import ScenarioError, load_scenario, scenario_from_dict
 
     names = _step_names()
@@ -249,7 +250,7 @@ def tables_cmd(file: str, step: str, side: str | None, migration: int, limit: in
     p = Path(file)
     try:
         if p.is_dir():
-            from gicsim.rundata import read_run_dir
+            from gicsim.present.rundata import read_run_dir
 
             sc = scenario_from_dict(read_run_dir(p).resolved, filename=f"{p}/resolved.yaml")
         else:

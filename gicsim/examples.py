@@ -17,8 +17,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from gicsim import explain, report
-from gicsim.rundata import RunData, run_scenario_file
+from gicsim.present import explain
+from gicsim.present import report
+from gicsim.present.rundata import RunData, run_scenario_file
 
 REPO = Path(__file__).resolve().parent.parent
 SCENARIOS = REPO / "scenarios"
@@ -77,7 +78,7 @@ def generate(out: Path) -> list[Path]:
         report.publish(report.render_files(doc), out / cname)
         written.append(out / cname)
     rows = "\n".join(f"| [{d.name}]({d.name}/report.md) ([HTML]({d.name}/report.html)) | {WHAT.get(d.name, '')} |" for d in written)
-    from gicsim.output import write_text_atomic
+    from gicsim.present.output import write_text_atomic
 
     write_text_atomic(out / "README.md", INDEX.format(rows=rows))
     return written

@@ -41,7 +41,7 @@ import click
 import numpy as np
 
 from gicsim.cli import main
-from gicsim.output import write_json_atomic, write_text_atomic
+from gicsim.present.output import write_json_atomic, write_text_atomic
 from gicsim.scenario import (
     ScenarioError,
     load_scenario,
@@ -223,8 +223,8 @@ def load_sweep(path: str | Path) -> Sweep:
 # ----------------------------------------------------------------------- running ----
 def run_one(scenario: dict[str, Any]) -> dict[str, Any]:
     """Worker entry point (picklable): run one resolved scenario, return its summary."""
-    from gicsim.simulation import run
-    from gicsim.trace import digest
+    from gicsim.sim.simulation import run
+    from gicsim.judge.trace import digest
 
     res = run(scenario)
     return {**res.summary, "trace_digest": digest(res.records)}

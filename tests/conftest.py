@@ -6,10 +6,10 @@ import attrs
 import pytest
 from hypothesis import HealthCheck, settings
 
-from gicsim.guest import GuestItsDriver
-from gicsim.its import VgicIts
-from gicsim.kernel import KernelProfile
-from gicsim.kvm import (
+from gicsim.sim.guest import GuestItsDriver
+from gicsim.kvm.its import VgicIts
+from gicsim.kvm.releases import KernelProfile
+from gicsim.kvm.kvm_device import (
     KVM_DEV_ARM_VGIC_CTRL_INIT,
     KVM_DEV_ARM_VGIC_GRP_ADDR,
     KVM_DEV_ARM_VGIC_GRP_CTRL,
@@ -17,8 +17,8 @@ from gicsim.kvm import (
     GicV3Device,
     ItsDevice,
 )
-from gicsim.memory import GuestMemory
-from gicsim.vgic import Vgic
+from gicsim.kvm.memory import GuestMemory
+from gicsim.kvm.vgic import Vgic
 
 ITS_BASE = 0x0808_0000
 
@@ -89,7 +89,7 @@ def vm() -> VM:
 def migrate_plain(src: VM, kernel: KernelProfile | None = None, order: str = "qemu") -> VM:
     """Save on ``src`` (pending tables, ITS tables, registers), copy RAM, restore on a fresh
     VM in QEMU's order. No timing: the kernel model only."""
-    from gicsim import vmm
+    from gicsim.sim import vmm
 
     vmm.save_pending_tables(src.gic)
     vmm.its_save_tables(src.itsdev)

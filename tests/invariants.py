@@ -4,7 +4,7 @@
 refcounts, device/collection lists, command queue pointers, ap_lists).
 
 ``reference_restore(...)``: what ``KVM_DEV_ARM_ITS_RESTORE_TABLES`` must produce from the
-bytes in guest memory, decoded independently of ``gicsim.its``: it walks every table slot by
+bytes in guest memory, decoded independently of ``gicsim.kvm.its``: it walks every table slot by
 slot exactly as SPEC §2 and ``vgic-its.c`` describe (``scan_its_table``, ``restore_cte``,
 ``restore_dte``, ``restore_ite``, ``vgic_add_lpi``), only skipping pages that were never
 written, so the model's bulk skipping and its error paths are checked against it.
@@ -22,23 +22,23 @@ from typing import Any
 
 import attrs
 
-from gicsim import abi
-from gicsim.its import (
+from gicsim.kvm import abi
+from gicsim.kvm.its import (
     GITS_BASER_INDIRECT,
     GITS_BASER_NR_PAGES,
     GITS_VALID,
     ITS_CMD_BUFFER_SIZE,
     GITS_BASER_ADDR_48_to_52,
 )
-from gicsim.memory import PAGE_SHIFT, GuestMemory
-from gicsim.vgic import GICR_PENDBASER_ADDRESS, GICR_PROPBASER_ADDRESS
+from gicsim.kvm.memory import PAGE_SHIFT, GuestMemory
+from gicsim.kvm.vgic import GICR_PENDBASER_ADDRESS, GICR_PROPBASER_ADDRESS
 
 COLLECTION_NOT_MAPPED = 0xFFFF_FFFF
 
 
 # ------------------------------------------------------------------------- invariants ----
 def assert_invariants(vm: Any) -> None:
-    """``vm`` is anything with a ``vgic`` (tests' conftest VM, ``gicsim.vm.VirtualMachine``)."""
+    """``vm`` is anything with a ``vgic`` (tests' conftest VM, ``gicsim.sim.vm.VirtualMachine``)."""
     vgic = vm.vgic
     nr = vgic.nr_vcpus
     refs: dict[int, int] = {}  # id(irq) -> references held by ITEs and cache entries

@@ -7,8 +7,8 @@ import struct
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gicsim import abi
-from gicsim import commands as C
+from gicsim.kvm import abi
+from gicsim.kvm import commands as C
 
 
 def le(v: int) -> bytes:

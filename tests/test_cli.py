@@ -93,12 +93,12 @@ def test_validate_ok_and_help():
 
 
 def test_an_internal_error_is_one_line_exit_3(tmp_path, monkeypatch):
-    import gicsim.simulation
+    import gicsim.sim.simulation
 
     def boom(sc):
         raise RuntimeError("model bug")
 
-    monkeypatch.setattr(gicsim.simulation, "run", boom)
+    monkeypatch.setattr(gicsim.sim.simulation, "run", boom)
     r = CliRunner().invoke(main, ["run", str(GOOD), "-o", str(tmp_path / "o")])
     assert r.exit_code == 3 and "internal error (RuntimeError: model bug)" in r.stderr
     assert "Traceback" not in r.output and not (tmp_path / "o").exists()

@@ -24,9 +24,10 @@ from hypothesis.control import currently_in_test_context
 from invariants import assert_invariants, model_restored, reference_restore
 from test_fuzz_restore import corruptions
 
-from gicsim import abi, oracles
+from gicsim.kvm import abi
+from gicsim.judge import oracles
 from gicsim.scenario import scenario_from_dict
-from gicsim.simulation import Simulation, summarise
+from gicsim.sim.simulation import Simulation, summarise
 
 BASE = {
     "name": "corrupt",

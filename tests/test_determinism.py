@@ -1,4 +1,4 @@
-"""Determinism: the same scenario and seed give a byte-identical trace (``gicsim.trace.digest``)
+"""Determinism: the same scenario and seed give a byte-identical trace (``gicsim.judge.trace.digest``)
 in one process, in another process (fresh interpreter, other hash seed) and in a process pool;
 the trace written to trace.parquet reads back to the same digest; a different seed changes the
 Poisson traffic."""
@@ -21,7 +21,7 @@ from click.testing import CliRunner
 import gicsim
 from gicsim.cli import main
 from gicsim.scenario import load_scenario, resolved_dict
-from gicsim.trace import digest, frame_to_records
+from gicsim.judge.trace import digest, frame_to_records
 
 ROOT = Path(__file__).parent.parent
 # Poisson traffic, a migration with a straggler and retries, pending LPIs; and a two-level

@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 import gicsim
-from gicsim import explain
+from gicsim.present import explain
 from gicsim.cli import main
-from gicsim.rundata import from_result, read_run_dir
+from gicsim.present.rundata import from_result, read_run_dir
 
 SC = Path(__file__).resolve().parent.parent / "scenarios"
 

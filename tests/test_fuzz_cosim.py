@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from invariants import assert_invariants
 
-from gicsim import oracles
-from gicsim.errors import E_ITS, ERRNOS
+from gicsim.judge import oracles
+from gicsim.kvm.errors import E_ITS, ERRNOS
 from gicsim.scenario import (
     DEST_STEPS,
     SOURCE_STEPS,
@@ -23,7 +23,7 @@ from gicsim.scenario import (
     resolved_dict,
     scenario_from_dict,
 )
-from gicsim.simulation import Simulation, summarise
+from gicsim.sim.simulation import Simulation, summarise
 
 ROOT = Path(__file__).parent.parent
 BASES = sorted(p for p in (ROOT / "scenarios").glob("*.yaml") if p.stat().st_size < 16_000)

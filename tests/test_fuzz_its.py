@@ -17,9 +17,9 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 from invariants import assert_invariants
 
-from gicsim import commands as C
-from gicsim.errors import E_ITS, ERRNOS, KvmError
-from gicsim.its import (
+from gicsim.kvm import commands as C
+from gicsim.kvm.errors import E_ITS, ERRNOS, KvmError
+from gicsim.kvm.its import (
     GITS_BASER,
     GITS_CBASER,
     GITS_CBASER_ADDRESS,
@@ -34,8 +34,8 @@ from gicsim.its import (
     MSI_LPIS_DISABLED,
     MSI_UNMAPPED,
 )
-from gicsim.kernel import KernelProfile
-from gicsim.kvm import (
+from gicsim.kvm.releases import KernelProfile
+from gicsim.kvm.kvm_device import (
     KVM_DEV_ARM_ITS_CTRL_RESET,
     KVM_DEV_ARM_ITS_RESTORE_TABLES,
     KVM_DEV_ARM_ITS_SAVE_TABLES,
@@ -47,8 +47,8 @@ from gicsim.kvm import (
     KVM_VGIC_ITS_ADDR_TYPE,
     redist_attr,
 )
-from gicsim.state import architectural_state
-from gicsim.vgic import GICR_CTLR, GICR_IIDR, GICR_PENDBASER, GICR_PROPBASER, GICR_TYPER
+from gicsim.judge.state import architectural_state
+from gicsim.kvm.vgic import GICR_CTLR, GICR_IIDR, GICR_PENDBASER, GICR_PROPBASER, GICR_TYPER
 
 ERROR_NAMES = set(E_ITS) | set(ERRNOS)
 MSI_OUTCOMES = {MSI_ACCEPTED, MSI_ITS_DISABLED, MSI_LPIS_DISABLED, MSI_UNMAPPED}

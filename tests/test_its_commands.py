@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from conftest import make_vm
 
-from gicsim import commands as C
-from gicsim.its import GITS_CBASER, GITS_CTLR, GITS_CWRITER, GITS_VALID
+from gicsim.kvm import commands as C
+from gicsim.kvm.its import GITS_CBASER, GITS_CTLR, GITS_CWRITER, GITS_VALID
 
 
 def run(vm, *cmds):
@@ -49,7 +49,7 @@ def test_remapd_drops_ites_and_unmap_of_unmapped_device_is_fine(vm):
 
 
 def test_mapd_v0_zeroes_the_dte_only_with_clear_on_unmap():
-    from gicsim.kernel import KernelProfile
+    from gicsim.kvm.releases import KernelProfile
 
     for clear, expect_zero in ((True, True), (False, False)):
         vm = make_vm(kernel=KernelProfile(clear_on_unmap=clear))
@@ -210,7 +210,7 @@ def test_movall_moves_every_lpi_even_from_other_vcpus(vm):
 
 
 def test_sync_and_unknown_opcode(vm):
-    from gicsim.commands import encode
+    from gicsim.kvm.commands import encode
 
     assert run(vm, C.sync(0), encode(0x2A)) == [("SYNC", None), ("UNKNOWN_0x2a", "ENODEV")]
 

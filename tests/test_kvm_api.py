@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from conftest import make_vm
 
-from gicsim import commands as C
-from gicsim.errors import EBUSY, EEXIST, EINVAL, ENODEV, ENXIO
-from gicsim.its import (
+from gicsim.kvm import commands as C
+from gicsim.kvm.errors import EBUSY, EEXIST, EINVAL, ENODEV, ENXIO
+from gicsim.kvm.its import (
     GITS_BASER,
     GITS_CBASER,
     GITS_CREADR,
@@ -18,7 +18,7 @@ from gicsim.its import (
     GITS_VALID,
     VgicIts,
 )
-from gicsim.kvm import (
+from gicsim.kvm.kvm_device import (
     KVM_DEV_ARM_ITS_CTRL_RESET,
     KVM_DEV_ARM_ITS_RESTORE_TABLES,
     KVM_DEV_ARM_ITS_SAVE_TABLES,
@@ -32,8 +32,8 @@ from gicsim.kvm import (
     ItsDevice,
     redist_attr,
 )
-from gicsim.memory import GuestMemory
-from gicsim.vgic import GICR_CTLR, GICR_PENDBASER, GICR_PROPBASER, Vgic
+from gicsim.kvm.memory import GuestMemory
+from gicsim.kvm.vgic import GICR_CTLR, GICR_PENDBASER, GICR_PROPBASER, Vgic
 
 CTRL = KVM_DEV_ARM_VGIC_GRP_CTRL
 REGS = KVM_DEV_ARM_VGIC_GRP_ITS_REGS

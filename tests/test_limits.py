@@ -16,10 +16,11 @@ import pytest
 from click.testing import CliRunner
 
 import gicsim
-from gicsim import scenario as S
+from gicsim.scenario import constants as S
+from gicsim.scenario import limits as SL
 from gicsim.cli import main
 from gicsim.scenario import ScenarioError, load_scenario, scenario_from_dict
-from gicsim.simulation import Simulation
+from gicsim.sim.simulation import Simulation
 
 ROOT = Path(__file__).parent.parent
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))
@@ -174,9 +175,9 @@ def test_caps_are_what_the_scale_scenario_needs():
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)
 def test_shipped_scenarios_are_inside_the_caps(path):
     sc = load_scenario(path)
-    total, _ = S._msis(sc)
+    total, _ = SL._msis(sc)
     assert total <= S.MAX_MSIS
-    assert S._resource_problems(sc) == []
+    assert SL._resource_problems(sc) == []
 
 
 def test_scale_scenario_numbers():
@@ -185,9 +186,9 @@ def test_scale_scenario_numbers():
         pytest.skip("scale-512.yaml not shipped")
     sc = load_scenario(path)
     assert sc.vm.vcpus == 512
-    total, _ = S._msis(sc)
+    total, _ = SL._msis(sc)
     assert 900_000 < total < 1_100_000  # ~1 M MSIs: 3,584 devices x 4 kHz x 70 ms
-    mapti = sum(S._step_cost(b.kind, b.args)[1] for b in sc.guest.boot)
+    mapti = sum(SL._step_cost(b.kind, b.args)[1] for b in sc.guest.boot)
     assert mapti == 3584 * 16 == 57_344
 
 
@@ -195,7 +196,7 @@ def test_scale_scenario_numbers():
 def test_guest_ram_replay_matches_the_guest_driver(path):
     """The loader's replay of the guest driver's allocator ends where the real one does."""
     sc = load_scenario(path)
-    ram = S._GuestRam(sc)
+    ram = SL._GuestRam(sc)
     for st in (*sc.guest.boot, *sc.guest.actions):
         ram.step(st.kind, st.args)
     sim = Simulation(sc)

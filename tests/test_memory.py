@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gicsim.errors import EFAULT
-from gicsim.memory import PAGE_SIZE, RAM_BASE, GuestMemory
+from gicsim.kvm.errors import EFAULT
+from gicsim.kvm.memory import PAGE_SIZE, RAM_BASE, GuestMemory
 
 
 def test_untouched_reads_zero_and_pages_materialise_on_write():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from gicsim.oracles import judge, state_match
+from gicsim.judge.oracles import judge, state_match
 
 
 def R(t, kind, side="vm0", vcpu=-1, lpi=-1, device=-1, event=-1, icid=-1, info=""):

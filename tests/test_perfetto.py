@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 import gicsim
-from gicsim import perfetto
+from gicsim.present import perfetto
 from gicsim.cli import main
-from gicsim.rundata import from_result
+from gicsim.present.rundata import from_result
 
 SC = Path(__file__).resolve().parent.parent / "scenarios"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from simhelp import rows, scenario
 
 import gicsim
-from gicsim.timing import PROFILES
-from gicsim.trace import digest
+from gicsim.scenario.timing import PROFILES
+from gicsim.judge.trace import digest
 
 T = PROFILES["altra-6.12"]
 

@@ -16,12 +16,12 @@ import pytest
 from click.testing import CliRunner
 
 import gicsim
-from gicsim import analysis as A
-from gicsim import report
+from gicsim.judge import analysis as A
+from gicsim.present import report
 from gicsim.cli import main
-from gicsim.oracles import GuestIntent
-from gicsim.rundata import from_result, read_run_dir
-from gicsim.timing import profile_table
+from gicsim.judge.oracles import GuestIntent
+from gicsim.present.rundata import from_result, read_run_dir
+from gicsim.scenario.timing import profile_table
 
 ROOT = Path(__file__).resolve().parent.parent
 SC = ROOT / "scenarios"
@@ -259,7 +259,7 @@ def _synthetic(n_msi: int, nvcpu: int = 8) -> pd.DataFrame:
     extra = pd.DataFrame(gc + mig, columns=["t", "kind", "side", "vcpu", "lpi", "device", "event", "icid", "info"])
     df = df.sort_values(["t", "order"], kind="stable").drop(columns="order")
     df = pd.concat([extra.iloc[:len(gc)], df, extra.iloc[len(gc):]], ignore_index=True).sort_values("t", kind="stable")
-    from gicsim.trace import CATEGORICAL, COLUMNS
+    from gicsim.judge.trace import CATEGORICAL, COLUMNS
 
     df = df[list(COLUMNS)].reset_index(drop=True)
     for c in CATEGORICAL:

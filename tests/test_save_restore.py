@@ -8,11 +8,12 @@ from conftest import make_vm, migrate_plain
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gicsim import abi, vmm
-from gicsim import commands as C
-from gicsim.errors import EEXIST, EINVAL
-from gicsim.kernel import KernelProfile
-from gicsim.state import architectural_state, its_state
+from gicsim.kvm import abi
+from gicsim.sim import vmm
+from gicsim.kvm import commands as C
+from gicsim.kvm.errors import EEXIST, EINVAL
+from gicsim.kvm.releases import KernelProfile
+from gicsim.judge.state import architectural_state, its_state
 
 
 def its_setup1(vm):
@@ -192,7 +193,7 @@ _last_dst = None
 def migrate_plain_no_save(src):
     """Restore what is already in RAM (tables saved then corrupted)."""
     global _last_dst
-    from gicsim.memory import GuestMemory
+    from gicsim.kvm.memory import GuestMemory
 
     regs = vmm.its_read_regs(src.itsdev)
     rd = vmm.redist_read_regs(src.gic, src.vgic.nr_vcpus)
@@ -224,7 +225,7 @@ def test_dte_chain_past_the_table_just_ends_the_walk():
 
 
 def test_unreadable_itt_is_efault():
-    from gicsim.errors import EFAULT
+    from gicsim.kvm.errors import EFAULT
 
     src = saved_vm()
     d = src.drv

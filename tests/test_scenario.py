@@ -22,7 +22,7 @@ from gicsim.scenario import (
     resolved_dict,
     scenario_from_dict,
 )
-from gicsim.timing import PROFILES
+from gicsim.scenario.timing import PROFILES
 
 # The example of SCENARIO-FORMAT.md, verbatim.
 EXAMPLE = """\

@@ -109,8 +109,8 @@ def _interrupt_at(monkeypatch, target: str, attr: str, sig: int = signal.SIGTERM
 @pytest.mark.parametrize(
     "where",
     [
-        ("gicsim.simulation", "summarise"),  # end of the simulation, nothing written yet
-        ("gicsim.report", "write_markdown"),  # in the middle of writing the result files
+        ("gicsim.sim.simulation", "summarise"),  # end of the simulation, nothing written yet
+        ("gicsim.present.report", "write_markdown"),  # in the middle of writing the result files
         ("os", "replace"),  # while the result directory is being committed
         ("shutil", "rmtree"),  # while an old result is being cleaned away
     ],

@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 import gicsim
-from gicsim import abi, tables
+from gicsim.kvm import abi
+from gicsim.present import tables
 from gicsim.cli import main
 from gicsim.scenario import load_scenario
 

@@ -1,7 +1,7 @@
 import attrs
 import pytest
 
-from gicsim.timing import (
+from gicsim.scenario.timing import (
     DEFAULT_PROFILE,
     PROFILE_SOURCES,
     PROFILES,

@@ -9,11 +9,11 @@ import random
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
-from gicsim.component import Component
+from gicsim.sim.component import Component
 
 if TYPE_CHECKING:
-    from gicsim.simulation import Simulation
-    from gicsim.vm import VirtualMachine
+    from gicsim.sim.simulation import Simulation
+    from gicsim.sim.vm import VirtualMachine
 
 
 class MsiSource(Component):

@@ -8,7 +8,7 @@ from typing import Any
 
 import simpy
 
-from gicsim.trace import Trace
+from gicsim.judge.trace import Trace
 
 
 class Component:

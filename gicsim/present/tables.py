@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from gicsim import abi
-from gicsim.abi import ESZ, GIC_LPI_OFFSET, L2_DTES, SZ_64K
-from gicsim.errors import EFAULT
-from gicsim.explain import ids
-from gicsim.its import (
+from gicsim.kvm import abi
+from gicsim.kvm.abi import ESZ, GIC_LPI_OFFSET, L2_DTES, SZ_64K
+from gicsim.kvm.errors import EFAULT
+from gicsim.present.explain import ids
+from gicsim.kvm.its import (
     GITS_BASER_INDIRECT,
     GITS_BASER_NR_PAGES,
     GITS_CBASER_ADDRESS,
@@ -30,12 +30,12 @@ from gicsim.its import (
     ITS_CMD_BUFFER_SIZE,
     GITS_BASER_ADDR_48_to_52,
 )
-from gicsim.vgic import GICR_CTLR_ENABLE_LPIS, GICR_PENDBASER_ADDRESS, GICR_PROPBASER_ADDRESS
+from gicsim.kvm.vgic import GICR_CTLR_ENABLE_LPIS, GICR_PENDBASER_ADDRESS, GICR_PROPBASER_ADDRESS
 
 if TYPE_CHECKING:
-    from gicsim.memory import GuestMemory
+    from gicsim.kvm.memory import GuestMemory
     from gicsim.scenario import Scenario
-    from gicsim.vm import VirtualMachine
+    from gicsim.sim.vm import VirtualMachine
 
 PEND_BYTES = (1 << abi.INTERRUPT_ID_BITS_ITS) // 8  # 16 ID bits: 8 KiB per pending table
 
@@ -300,7 +300,7 @@ def capture(sc: Scenario, step: str, side: str | None = None, migration: int = 1
     """Run ``sc`` and dump guest memory when ``step`` of migration ``migration`` (1-based)
     ends. ``side``: ``source`` / ``destination`` (default: the side the step runs on)."""
     from gicsim.scenario import SOURCE_STEPS
-    from gicsim.simulation import Simulation
+    from gicsim.sim.simulation import Simulation
 
     sim = Simulation(sc)
     got: list[Snapshot] = []

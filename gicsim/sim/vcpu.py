@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import simpy
 
-from gicsim.component import Component
+from gicsim.sim.component import Component
 
 if TYPE_CHECKING:
-    from gicsim.simulation import Simulation
-    from gicsim.vm import VirtualMachine
+    from gicsim.sim.simulation import Simulation
+    from gicsim.sim.vm import VirtualMachine
 
 
 class Vcpu(Component):

@@ -25,7 +25,7 @@ Kinds and what their columns hold:
 ``migration``   info = ``start``, ``resume``, ``completed``, ``aborted:ERRNO:step``,
                 ``failed:ERRNO:step``; icid = migration index
 ``quiesce``     devices held (info ``1``) / released (``0``)
-``state``       architectural state snapshot (gicsim.state) for the state-match oracle:
+``state``       architectural state snapshot (gicsim.judge.state) for the state-match oracle:
                 info ``pause:JSON`` on the source after its last step, ``resume:JSON`` on
                 the destination at resume; icid = migration index
 ==============  =============================================================================

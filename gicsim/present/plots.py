@@ -1,8 +1,8 @@
 """Report figures (matplotlib, no pyplot: nothing touches a GUI backend).
 
-Every function takes the report's :class:`gicsim.report.Analysis` (small aggregated frames;
+Every function takes the report's :class:`gicsim.present.report.Analysis` (small aggregated frames;
 large distributions are reduced to quantile grids before plotting) and returns a
-:class:`gicsim.report.Figure` holding SVG text and PNG bytes.
+:class:`gicsim.present.report.Figure` holding SVG text and PNG bytes.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 from matplotlib.figure import Figure as MplFigure
 
-from gicsim import analysis as A
-from gicsim.report import Figure, figure_bytes
+from gicsim.judge import analysis as A
+from gicsim.present.report import Figure, figure_bytes
 
 if TYPE_CHECKING:
-    from gicsim.report import Analysis
+    from gicsim.present.report import Analysis
 
 SOURCE_C = "#3465a4"
 DEST_C = "#f57900"

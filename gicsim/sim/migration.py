@@ -12,14 +12,14 @@ import json
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
-from gicsim import vmm
-from gicsim.errors import EBUSY, KvmError
-from gicsim.memory import PAGE_SIZE
-from gicsim.state import architectural_state
-from gicsim.vm import VIRT_GIC_ITS, VirtualMachine
+from gicsim.sim import vmm
+from gicsim.kvm.errors import EBUSY, KvmError
+from gicsim.kvm.memory import PAGE_SIZE
+from gicsim.judge.state import architectural_state
+from gicsim.sim.vm import VIRT_GIC_ITS, VirtualMachine
 
 if TYPE_CHECKING:
-    from gicsim.simulation import Simulation
+    from gicsim.sim.simulation import Simulation
 
 MAX_PRECOPY_ROUNDS = 30
 #: GITS_* registers other than CTLR, in QEMU's post_load order

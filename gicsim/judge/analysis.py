@@ -1,7 +1,7 @@
 """Vectorised views of a run's trace (pandas, no Python loops over rows).
 
 Shared by the timing report, the Perfetto export and ``gicsim explain``. Every function takes
-the trace DataFrame of :mod:`gicsim.trace` (row order = record order, times non-decreasing)
+the trace DataFrame of :mod:`gicsim.judge.trace` (row order = record order, times non-decreasing)
 and returns small frames. Definitions follow the oracles of SPEC §6 so the report's numbers
 agree with ``summary.json``: an MSI or ``INT`` raise is attributed to the LPI the guest's own
 commands map its (DeviceID, EventID) to at the moment of the raise, raises and ITS outcomes

@@ -15,17 +15,17 @@ import numpy as np
 import pandas as pd
 import simpy
 
-from gicsim import oracles
-from gicsim.component import Component
-from gicsim.devices import Fabric, MsiSource
-from gicsim.driver import GuestDriver
-from gicsim.kernel import KernelProfile
-from gicsim.migration import MigrationController
+from gicsim.judge import oracles
+from gicsim.sim.component import Component
+from gicsim.sim.devices import Fabric, MsiSource
+from gicsim.sim.driver import GuestDriver
+from gicsim.kvm.releases import KernelProfile
+from gicsim.sim.migration import MigrationController
 from gicsim.scenario import Scenario, load_scenario, scenario_from_dict
-from gicsim.trace import Record, Trace, records_to_frame
-from gicsim.vcpu import Vcpu
-from gicsim.vm import VIRT_GIC_ITS, VirtualMachine
-from gicsim.vmm import its_init
+from gicsim.judge.trace import Record, Trace, records_to_frame
+from gicsim.sim.vcpu import Vcpu
+from gicsim.sim.vm import VIRT_GIC_ITS, VirtualMachine
+from gicsim.sim.vmm import its_init
 
 
 class Simulation:

@@ -8,21 +8,21 @@ from typing import TYPE_CHECKING, Any
 
 import simpy
 
-from gicsim.component import Component
-from gicsim.its import (
+from gicsim.sim.component import Component
+from gicsim.kvm.its import (
     MSI_ACCEPTED,
     MSI_ITS_DISABLED,
     MSI_LPIS_DISABLED,
     MSI_UNMAPPED,
     VgicIts,
 )
-from gicsim.kvm import GicV3Device, ItsDevice
-from gicsim.memory import GuestMemory
-from gicsim.vgic import Vgic
+from gicsim.kvm.kvm_device import GicV3Device, ItsDevice
+from gicsim.kvm.memory import GuestMemory
+from gicsim.kvm.vgic import Vgic
 
 if TYPE_CHECKING:
-    from gicsim.commands import ItsCmd
-    from gicsim.simulation import Simulation
+    from gicsim.kvm.commands import ItsCmd
+    from gicsim.sim.simulation import Simulation
 
 #: ITS base address on the arm virt machine (VIRT_GIC_ITS)
 VIRT_GIC_ITS = 0x0808_0000

@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 import attrs
 
-from gicsim import abi
-from gicsim.abi import (
+from gicsim.kvm import abi
+from gicsim.kvm.abi import (
     COLLECTION_NOT_MAPPED,
     ESZ,
     GENMASK,
@@ -24,9 +24,9 @@ from gicsim.abi import (
     VITS_ITE_MAX_EVENTID_OFFSET,
     VITS_MAX_DEVID,
 )
-from gicsim.commands import ITS_CMD_SIZE, ItsCmd, decode_cmd
-from gicsim.errors import EBUSY, EEXIST, EFAULT, EINVAL, ItsCommandError, KvmError
-from gicsim.vgic import (
+from gicsim.kvm.commands import ITS_CMD_SIZE, ItsCmd, decode_cmd
+from gicsim.kvm.errors import EBUSY, EEXIST, EFAULT, EINVAL, ItsCommandError, KvmError
+from gicsim.kvm.vgic import (
     Vgic,
     VgicIrq,
     _sanitise_field,
@@ -194,7 +194,7 @@ class VgicIts:
         self.on_command: CommandHook | None = None
         self.commands_run = 0
         self.deferred = False
-        from gicsim.vgic import INITIAL_PROPBASER_VALUE
+        from gicsim.kvm.vgic import INITIAL_PROPBASER_VALUE
 
         vgic.propbaser = INITIAL_PROPBASER_VALUE
         vgic.its_list.append(self)

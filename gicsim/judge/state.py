@@ -7,8 +7,8 @@ import hashlib
 import json
 from typing import Any
 
-from gicsim.its import VgicIts
-from gicsim.vgic import Vgic
+from gicsim.kvm.its import VgicIts
+from gicsim.kvm.vgic import Vgic
 
 
 def its_state(its: VgicIts) -> dict[str, Any]:

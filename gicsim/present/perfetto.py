@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gicsim import analysis as A
-from gicsim.rundata import RunData
+from gicsim.judge import analysis as A
+from gicsim.present.rundata import RunData
 
 PID_VCPU, PID_ITS, PID_MIG = 1, 2, 3
 TID_ITS, TID_DEV = 1, 2
@@ -230,6 +230,6 @@ def to_json(run: RunData) -> str:
 
 
 def write(run: RunData, path: Path) -> None:
-    from gicsim.output import write_text_atomic
+    from gicsim.present.output import write_text_atomic
 
     write_text_atomic(Path(path), to_json(run))

@@ -1,7 +1,7 @@
 """``gicsim explain``: a narrated, time-ordered account of a run, in plain words.
 
 Everything here *describes* what the trace shows; nothing decides an outcome. Which raises
-were lost, spurious or misrouted comes from the oracles (:func:`gicsim.oracles.judge`, the
+were lost, spurious or misrouted comes from the oracles (:func:`gicsim.judge.oracles.judge`, the
 same verdict as ``summary.json``); this module then gathers, for each of them, the trace facts
 around it — when and where it was raised and accepted, whether that was after
 ``SAVE_PENDING_TABLES`` had written the pending tables, what the destination's state held at
@@ -25,9 +25,9 @@ import attrs
 import numpy as np
 import pandas as pd
 
-from gicsim import analysis as A
-from gicsim.kernel import MAINLINE
-from gicsim.rundata import RunData
+from gicsim.judge import analysis as A
+from gicsim.kvm.releases import MAINLINE
+from gicsim.present.rundata import RunData
 
 WIDTH = 100
 
@@ -132,7 +132,7 @@ class Ctx:
 
 
 def context(run: RunData) -> Ctx:
-    from gicsim import oracles
+    from gicsim.judge import oracles
 
     df = run.trace
     migs = A.migrations(df, run.summary, run.scenario)

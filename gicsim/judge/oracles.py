@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from gicsim.trace import Record
+from gicsim.judge.trace import Record
 
 DROP_REASONS = ("its_disabled", "unmapped", "lpis_disabled", "not_restored")
 

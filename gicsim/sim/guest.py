@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import copy
 
-from gicsim import commands as C
-from gicsim.abi import GIC_LPI_OFFSET, L2_DTES, SZ_64K, encode_l1e
-from gicsim.its import (
+from gicsim.kvm import commands as C
+from gicsim.kvm.abi import GIC_LPI_OFFSET, L2_DTES, SZ_64K, encode_l1e
+from gicsim.kvm.its import (
     GITS_BASER,
     GITS_BASER_INDIRECT,
     GITS_CBASER,
@@ -21,8 +21,8 @@ from gicsim.its import (
     ITS_CMD_BUFFER_SIZE,
     VgicIts,
 )
-from gicsim.memory import GuestMemory
-from gicsim.vgic import GICR_CTLR, GICR_PENDBASER, GICR_PROPBASER, Vgic
+from gicsim.kvm.memory import GuestMemory
+from gicsim.kvm.vgic import GICR_CTLR, GICR_PENDBASER, GICR_PROPBASER, Vgic
 
 LPI_PROP_DEFAULT_PRIO = 0xA0
 LPI_PROP_GROUP1 = 1 << 1

@@ -18,7 +18,7 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from gicsim.scenario import Scenario
-    from gicsim.simulation import Result
+    from gicsim.sim.simulation import Result
 
 RUN_FILES = ("resolved.yaml", "summary.json", "trace.parquet")
 
@@ -63,7 +63,7 @@ class RunData:
     def records(self) -> list[tuple[Any, ...]]:
         if self.result is not None:
             return self.result.records
-        from gicsim.trace import frame_to_records
+        from gicsim.judge.trace import frame_to_records
 
         return frame_to_records(self.trace)
 
@@ -99,7 +99,7 @@ def read_run_dir(path: str | Path) -> RunData:
         raise RunInputError([f"{d}: cannot read the run: {type(e).__name__}: {e}"]) from None
     if not isinstance(summary, dict) or not isinstance(resolved, dict):
         raise RunInputError([f"{d}: summary.json and resolved.yaml must hold mappings"])
-    from gicsim.trace import CATEGORICAL, COLUMNS
+    from gicsim.judge.trace import CATEGORICAL, COLUMNS
 
     if list(trace.columns) != list(COLUMNS):
         raise RunInputError([f"{d}/trace.parquet: unexpected columns {list(trace.columns)}"])
@@ -115,7 +115,7 @@ def read_run_dir(path: str | Path) -> RunData:
 def run_scenario_file(path: str | Path) -> RunData:
     """Validate and run a scenario file (ScenarioError problems become RunInputError)."""
     from gicsim.scenario import ScenarioError, load_scenario
-    from gicsim.simulation import run
+    from gicsim.sim.simulation import run
 
     try:
         sc = load_scenario(path)

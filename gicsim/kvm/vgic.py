@@ -10,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from gicsim.abi import GENMASK, GIC_LPI_OFFSET, INTERRUPT_ID_BITS_ITS, VGIC_MIN_LPI
-from gicsim.errors import EBUSY, EFAULT, EINVAL, ENXIO, KvmError
-from gicsim.kernel import MAINLINE, KernelProfile
-from gicsim.memory import GuestMemory
+from gicsim.kvm.abi import GENMASK, GIC_LPI_OFFSET, INTERRUPT_ID_BITS_ITS, VGIC_MIN_LPI
+from gicsim.kvm.errors import EBUSY, EFAULT, EINVAL, ENXIO, KvmError
+from gicsim.kvm.releases import MAINLINE, KernelProfile
+from gicsim.kvm.memory import GuestMemory
 
 if TYPE_CHECKING:
-    from gicsim.its import VgicIts
+    from gicsim.kvm.its import VgicIts
 
 # GICR frame offsets (RD_base)
 GICR_CTLR = 0x0000

@@ -1,15 +1,15 @@
 """The userspace API: KVM device attributes of the ITS and GICv3 devices (SPEC §3).
 
 ``set_attr``/``get_attr``/``has_attr`` return like the ioctls (0 or a value) or raise the
-errno as a typed :class:`~gicsim.errors.KvmError`. The checks run in the kernel's order
+errno as a typed :class:`~gicsim.kvm.errors.KvmError`. The checks run in the kernel's order
 (alignment before locking, then the all-vCPU trylock, then the base address...), so the
 errno a caller sees for a combination of problems is the kernel's.
 """
 
 from __future__ import annotations
 
-from gicsim.errors import EBUSY, EEXIST, EINVAL, ENODEV, ENXIO
-from gicsim.its import (
+from gicsim.kvm.errors import EBUSY, EEXIST, EINVAL, ENODEV, ENXIO
+from gicsim.kvm.its import (
     GITS_BASER,
     GITS_CBASER,
     GITS_CREADR,
@@ -22,7 +22,7 @@ from gicsim.its import (
     TableStats,
     VgicIts,
 )
-from gicsim.vgic import GICR_CTLR, GICR_IIDR, GICR_PENDBASER, GICR_PROPBASER, GICR_TYPER, Vgic
+from gicsim.kvm.vgic import GICR_CTLR, GICR_IIDR, GICR_PENDBASER, GICR_PROPBASER, GICR_TYPER, Vgic
 
 KVM_DEV_ARM_VGIC_GRP_ADDR = 0
 KVM_DEV_ARM_VGIC_GRP_DIST_REGS = 1
@@ -52,7 +52,7 @@ _REDIST_OFFSETS = {GICR_CTLR, GICR_IIDR, GICR_TYPER, GICR_TYPER + 4, GICR_PROPBA
 
 def redist_attr(vcpu_id: int, offset: int) -> int:
     """``attr`` of a GRP_REDIST_REGS access: MPIDR affinity in [63:32], offset in [31:0]."""
-    from gicsim.vgic import vcpu_mpidr
+    from gicsim.kvm.vgic import vcpu_mpidr
 
     mpidr = vcpu_mpidr(vcpu_id)
     aff = ((mpidr >> 16) & 0xFF) << 16 | ((mpidr >> 8) & 0xFF) << 8 | (mpidr & 0xFF)

@@ -1,8 +1,8 @@
 """Timing reports: the trace aggregated with pandas into Markdown and self-contained HTML.
 
 A report is computed from a run's ``summary.json``, ``trace.parquet`` and ``resolved.yaml``
-only (:class:`gicsim.rundata.RunData`), so ``gicsim report reports/<name>`` reproduces what
-``gicsim run --report`` wrote. Aggregations are vectorised (:mod:`gicsim.analysis`); plots are
+only (:class:`gicsim.present.rundata.RunData`), so ``gicsim report reports/<name>`` reproduces what
+``gicsim run --report`` wrote. Aggregations are vectorised (:mod:`gicsim.judge.analysis`); plots are
 drawn with matplotlib without pyplot (no GUI backend), written as PNG and SVG beside the
 report, and inlined as SVG into the HTML, which therefore opens with no network.
 
@@ -24,11 +24,11 @@ import attrs
 import numpy as np
 import pandas as pd
 
-from gicsim import analysis as A
-from gicsim.rundata import RunData, from_result
+from gicsim.judge import analysis as A
+from gicsim.present.rundata import RunData, from_result
 
 if TYPE_CHECKING:
-    from gicsim.simulation import Result
+    from gicsim.sim.simulation import Result
 
 QS = (50, 90, 99)
 MAX_VCPU_ROWS = 16  # per-vCPU latency rows shown in full up to this many vCPUs
@@ -356,7 +356,7 @@ def build(run: RunData, plots: bool = True, an: Analysis | None = None) -> Doc:
 
 
 def _kernel_words(run: RunData) -> str:
-    from gicsim.kernel import MAINLINE
+    from gicsim.kvm.releases import MAINLINE
 
     k = run.resolved.get("kernel") or {}
     diff = [f"`{f}: {v}`" for f, v in k.items() if getattr(MAINLINE, f, v) != v]
@@ -411,7 +411,7 @@ def _migration_section(doc: Doc, an: Analysis, plots: bool) -> None:
         )
         doc.table(tab, right=("start (µs after stop)", "duration (µs)", "share of downtime", "KVM calls", "failed calls"))
     if plots:
-        from gicsim import plots as P
+        from gicsim.present import plots as P
 
         doc.fig(P.waterfall(an, caption=_fig_caption(an.run, "waterfall",
                 "Downtime waterfall: each migration step as a bar from the moment the source "
@@ -437,7 +437,7 @@ def _fig_caption(run: RunData, key: str, text: str) -> str:
 
 
 def _with_unit(field: str, v: Any) -> str:
-    from gicsim.timing import _unit
+    from gicsim.scenario.timing import _unit
 
     u = _unit(field)
     return f"{v:,} {u}" if u else str(v)
@@ -478,7 +478,7 @@ def _outcomes_section(doc: Doc, an: Analysis, plots: bool) -> None:
     bs = an.by_side.copy()
     doc.table(bs, right=tuple(c for c in bs.columns if c not in ("side", "role")))
     if plots:
-        from gicsim import plots as P
+        from gicsim.present import plots as P
 
         doc.fig(P.outcomes(an, caption="LPI outcomes (log scale; zero counts are labelled)."))
 
@@ -508,7 +508,7 @@ def _latency_section(doc: Doc, an: Analysis, plots: bool) -> None:
     t = _lat_table(bv, "vCPU")
     doc.table(t, right=tuple(c for c in t.columns if c != "vCPU"))
     if plots:
-        from gicsim import plots as P
+        from gicsim.present import plots as P
 
         doc.fig(P.latency(an, caption=_fig_caption(an.run, "latency",
                 "LPI latency: distribution by period (left) and per vCPU (right; box = p25–p75, "
@@ -518,7 +518,7 @@ def _latency_section(doc: Doc, an: Analysis, plots: bool) -> None:
 
 
 def _profile_section(doc: Doc, run: RunData) -> None:
-    from gicsim.timing import profile_table
+    from gicsim.scenario.timing import profile_table
 
     doc.h(2, "Timing profile")
     base = run.timing_base
@@ -575,7 +575,7 @@ def build_comparison(runs: list[RunData], labels: list[str], plots: bool = True)
     doc.h(2, "Side by side")
     doc.table(tab, right=tuple(labels))
     if plots:
-        from gicsim import plots as P
+        from gicsim.present import plots as P
 
         doc.h(2, "Downtime per step")
         doc.fig(P.compare_downtime(ans, labels, caption="Downtime of each run split by step (first migration of each "
@@ -627,7 +627,7 @@ def run_files(run: RunData) -> dict[str, bytes]:
     from a directory, else freshly serialised."""
     import json
 
-    from gicsim.output import dump_yaml
+    from gicsim.present.output import dump_yaml
 
     if run.result is None and run.origin and Path(run.origin).is_dir():
         d = Path(run.origin)
@@ -645,7 +645,7 @@ def report_files(run: RunData, plots: bool = True, perfetto: bool = False) -> di
     """Everything ``gicsim report`` writes for one run (report, figures, optional Perfetto)."""
     files = render_files(build(run, plots=plots))
     if perfetto:
-        from gicsim import perfetto as pf
+        from gicsim.present import perfetto as pf
 
         files["trace.perfetto.json"] = pf.to_json(run).encode()
     return files
@@ -655,7 +655,7 @@ def publish(files: dict[str, bytes], target: Path, replace: bool = True) -> None
     """Write ``files`` into ``target`` atomically: a whole new directory replaces ``target``
     (``replace``), or each file is replaced atomically inside an existing one."""
 
-    from gicsim.output import AtomicDir, write_bytes_atomic
+    from gicsim.present.output import AtomicDir, write_bytes_atomic
 
     target = Path(target)
     if replace or not target.is_dir():
@@ -687,9 +687,9 @@ def _labels(runs: list[RunData]) -> list[str]:
 def load_inputs(inputs: Sequence[str]) -> list[RunData]:
     """Check every input first (RUN_DIRs readable, scenario files valid), then run the
     scenarios; any problem -> RunInputError with one line per problem, nothing run."""
-    from gicsim.rundata import RunInputError, from_result, read_run_dir
+    from gicsim.present.rundata import RunInputError, from_result, read_run_dir
     from gicsim.scenario import ScenarioError, load_scenario
-    from gicsim.simulation import run as run_scenario
+    from gicsim.sim.simulation import run as run_scenario
 
     problems: list[str] = []
     plan: list[tuple[str, Any, str]] = []
@@ -714,7 +714,7 @@ def load_inputs(inputs: Sequence[str]) -> list[RunData]:
 def report_command(inputs: Sequence[str], outdir: str | None, perfetto: bool = False) -> list[Path]:
     """``gicsim report``: one input -> its report (beside the run when it is a RUN_DIR);
     several -> a comparison report. Returns the directories written."""
-    from gicsim.rundata import RunInputError
+    from gicsim.present.rundata import RunInputError
 
     if outdir is not None and Path(outdir).exists() and not Path(outdir).is_dir():
         raise RunInputError([f"{outdir}: exists and is not a directory"])
@@ -740,7 +740,7 @@ def report_command(inputs: Sequence[str], outdir: str | None, perfetto: bool = F
             sub = re.sub(r"[^A-Za-z0-9_.-]+", "_", lab)
             files |= {f"runs/{sub}/{k}": v for k, v in run_files(r).items()}
             if perfetto:
-                from gicsim import perfetto as pf
+                from gicsim.present import perfetto as pf
 
                 files[f"runs/{sub}/trace.perfetto.json"] = pf.to_json(r).encode()
     publish(files, target)

@@ -7,15 +7,15 @@ from __future__ import annotations
 from collections.abc import Generator, Iterable
 from typing import TYPE_CHECKING, Any
 
-from gicsim import commands as C
-from gicsim.component import Component
-from gicsim.guest import LPI_PROP_DEFAULT_PRIO, GuestItsDriver, QueueFull
-from gicsim.its import GITS_CTLR, GITS_CWRITER
-from gicsim.vgic import GICR_CTLR, GICR_PENDBASER
+from gicsim.kvm import commands as C
+from gicsim.sim.component import Component
+from gicsim.sim.guest import LPI_PROP_DEFAULT_PRIO, GuestItsDriver, QueueFull
+from gicsim.kvm.its import GITS_CTLR, GITS_CWRITER
+from gicsim.kvm.vgic import GICR_CTLR, GICR_PENDBASER
 
 if TYPE_CHECKING:
-    from gicsim.simulation import Simulation
-    from gicsim.vcpu import Vcpu
+    from gicsim.sim.simulation import Simulation
+    from gicsim.sim.vcpu import Vcpu
 
 # (raw command, gcmd row fields: vcpu, lpi, device, event, icid, info)
 Cmd = tuple[bytes, tuple[int, int, int, int, int, str]]

@@ -12,7 +12,7 @@ import struct
 from bisect import bisect_left, insort
 from collections.abc import Iterable
 
-from gicsim.errors import EFAULT
+from gicsim.kvm.errors import EFAULT
 
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT

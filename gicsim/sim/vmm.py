@@ -7,8 +7,8 @@ them as steps, in whatever order a scenario asks, so ordering hazards emerge fro
 
 from __future__ import annotations
 
-from gicsim.its import GITS_BASER, GITS_CBASER, GITS_CREADR, GITS_CTLR, GITS_CWRITER, GITS_IIDR
-from gicsim.kvm import (
+from gicsim.kvm.its import GITS_BASER, GITS_CBASER, GITS_CREADR, GITS_CTLR, GITS_CWRITER, GITS_IIDR
+from gicsim.kvm.kvm_device import (
     KVM_DEV_ARM_ITS_RESTORE_TABLES,
     KVM_DEV_ARM_ITS_SAVE_TABLES,
     KVM_DEV_ARM_VGIC_CTRL_INIT,
@@ -22,7 +22,7 @@ from gicsim.kvm import (
     ItsDevice,
     redist_attr,
 )
-from gicsim.vgic import GICR_CTLR, GICR_PENDBASER, GICR_PROPBASER
+from gicsim.kvm.vgic import GICR_CTLR, GICR_PENDBASER, GICR_PROPBASER
 
 #: ITS registers QEMU saves in pre_save (name -> offset)
 ITS_REGS = {

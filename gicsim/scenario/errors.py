@@ -1,0 +1,58 @@
+"""``ScenarioError`` and how validators raise located problems."""
+
+import typing
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import (
+    ValidationError,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+# ----------------------------------------------------------------------------------------------
+# errors
+
+
+class ScenarioError(Exception):
+    """Invalid scenario input; ``problems`` holds one ``FILE:LINE:COL: path: message`` each."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = list(problems)
+
+
+def _fail(*problems: tuple[tuple[Any, ...], str, bool]) -> typing.NoReturn:
+    """Raise several located problems from inside a validator (pydantic merges them)."""
+    raise ValidationError.from_exception_data(
+        "scenario",
+        [
+            InitErrorDetails(
+                type=PydanticCustomError("scenario", "{message}", {"message": m, "at_key": k}),
+                loc=tuple(sub),
+                input=None,
+            )
+            for sub, m, k in problems
+        ],
+    )
+
+
+def _show(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return repr(v)
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, Mapping):
+        return "a mapping"
+    if isinstance(v, list | tuple):
+        return "a list"
+    if isinstance(v, set | frozenset):
+        return "a set"
+    if isinstance(v, bytes | bytearray):
+        return "binary data"
+    return f"a {type(v).__name__}"
+
+

@@ -1,0 +1,179 @@
+"""Resource limits of a valid scenario (checked once everything else is valid): MSIs, guest RAM, commands.
+
+The schema calls ``_resource_problems`` on a fully validated ``Scenario``; this module sits
+below the schema and reads the scenario's attributes only."""
+
+from typing import Any
+
+from gicsim.scenario.constants import (
+    LPI_MIN,
+    MAX_DEVICE_EVENTS,
+    MAX_EXPECT_LPIS,
+    MAX_GUEST_OPS,
+    MAX_MAPPED_LPIS,
+    MAX_MIGRATIONS,
+    MAX_MSI_SOURCES,
+    MAX_MSIS,
+)
+
+# ----------------------------------------------------------------------------------------------
+# resource limits (checked once everything else is valid)
+
+_RAM_BASE = 0x4000_0000  # guest RAM on the arm virt machine (gicsim.kvm.memory.RAM_BASE)
+_SZ_64K = 1 << 16
+_L2_DTES = _SZ_64K // 8
+_PROP_TABLE = (1 << 16) - LPI_MIN  # one property byte per LPI (16 ID bits)
+_PEND_TABLE = (1 << 16) // 8
+_COMMAND_STEPS = {"mapc", "mapd", "mapti", "map_events", "map_devices", "movi", "movall",
+                  "discard", "inv", "invall", "int", "clear", "sync"}  # fmt: skip
+
+
+def _msis(sc: Any) -> tuple[float, list[float]]:
+    """Upper estimate of the MSIs the device sources send before ``until_us``, per entry."""
+    until = sc.until_ns
+    per: list[float] = []
+    for d in sc.devices:
+        n: float
+        if d.at_ns is not None:
+            n = float(sum(1 for t in d.at_ns if t <= until) * len(d.events))
+        else:
+            start = d.start_ns or 0
+            stop = until if d.stop_ns is None else min(d.stop_ns, until)
+            n = 0.0 if start > until else float(d.rate_per_s or 0) * max(0, stop - start) / 1e9 + 1
+        per.append(n * len(d.device))
+    return float(sum(per)), per
+
+
+def _step_cost(kind: str, a: Any) -> tuple[int, int, int]:
+    """(ITS commands, of which MAPTIs, other per-ID guest operations) of one guest step."""
+    if kind == "map_events":
+        return len(a.events), len(a.events), len(a.lpis)  # + property bytes
+    if kind == "map_devices":
+        n = len(a.devices) * len(a.events)
+        return len(a.devices) + n, n, n
+    if kind == "mapti":
+        return 1, 1, 1
+    if kind in _COMMAND_STEPS:
+        return 1, 0, 0
+    if kind in ("set_pending", "lpi_config"):
+        return 0, 0, len(a.lpis)
+    if kind in ("enable_lpis", "disable_lpis", "mask") and isinstance(a, tuple):
+        return 0, 0, len(a)
+    return 0, 0, 1
+
+
+class _GuestRam:
+    """The guest ITS driver's bump allocator (``gicsim.sim.guest.GuestItsDriver``), replayed."""
+
+    def __init__(self, sc: Any) -> None:
+        self.end = _RAM_BASE + (sc.vm.memory_mib << 20)
+        self.brk = _RAM_BASE
+        self.two_level = sc.vm.its.device_table == "two_level"
+        self.pend: set[int] = set()
+        self.l2: set[int] = set()
+        self.itt_bits: dict[int, int] = {}
+        self.alloc(sc.vm.its.cmdq_kib * 1024)  # probe: command queue, tables, properties
+        self.alloc(_SZ_64K if self.two_level else (1 << 16) * 8)
+        self.alloc(_SZ_64K)
+        self.alloc(_PROP_TABLE, 4096)
+
+    def alloc(self, size: int, align: int = _SZ_64K) -> None:
+        self.brk = -(-self.brk // align) * align + size
+
+    def vcpus(self, vcpus: Any) -> None:
+        for v in vcpus:
+            if v not in self.pend:
+                self.pend.add(v)
+                self.alloc(_PEND_TABLE)
+
+    def mapd(self, dev: int, bits: int) -> None:
+        if self.two_level and dev // _L2_DTES not in self.l2:
+            self.l2.add(dev // _L2_DTES)
+            self.alloc(_SZ_64K)
+        if self.itt_bits.get(dev, 0) < bits:
+            self.itt_bits[dev] = bits
+            self.alloc(max((1 << bits) * 8, 256), 256)
+
+    def step(self, kind: str, a: Any) -> None:
+        if kind == "enable_lpis":
+            self.vcpus(a)
+        elif kind == "set_pending":
+            self.vcpus((a.vcpu,))
+        elif kind == "mapd" and a.valid:
+            self.mapd(a.device, a.event_bits or 1)
+        elif kind == "map_devices":
+            for dev in a.devices:
+                self.mapd(dev, a.event_bits)
+
+
+def _resource_problems(sc: Any) -> list[tuple[tuple[Any, ...], str, bool]]:
+    out: list[tuple[tuple[Any, ...], str, bool]] = []
+    if len(sc.migrations) > MAX_MIGRATIONS:
+        out.append((("migration",), f"{len(sc.migrations)} migrations, more than the cap of "
+                    f"{MAX_MIGRATIONS} (MAX_MIGRATIONS)", True))  # fmt: skip
+    checks = sum(len(d.lpi) for d in sc.expect.delivered or ())
+    if checks > MAX_EXPECT_LPIS:
+        out.append((("expect", "delivered"), f"{checks:,} LPIs to check in total, more than the "
+                    f"cap of {MAX_EXPECT_LPIS:,} (MAX_EXPECT_LPIS)", True))  # fmt: skip
+    # --- device MSI sources
+    nsrc = sum(len(d.device) for d in sc.devices)
+    if nsrc > MAX_MSI_SOURCES:
+        out.append((("devices",), f"{nsrc:,} device sources in total, more than the cap of "
+                    f"{MAX_MSI_SOURCES:,} (MAX_MSI_SOURCES)", True))  # fmt: skip
+    pairs = sum(len(d.device) * len(d.events) for d in sc.devices)
+    if pairs > MAX_DEVICE_EVENTS:
+        out.append((("devices",), f"{pairs:,} device x event pairs in total, more than the cap "
+                    f"of {MAX_DEVICE_EVENTS:,} (MAX_DEVICE_EVENTS)", True))  # fmt: skip
+    total, per = _msis(sc)
+    if total > MAX_MSIS:
+        big = max(range(len(per)), key=per.__getitem__)
+        out.append((("devices",), f"about {total:,.0f} MSIs before until_us (devices x "
+                    f"rate_per_s x (stop_us - start_us), or devices x len(at_us) x events, summed "
+                    f"over sources; devices.{big} alone sends {per[big]:,.0f}), more than the cap "
+                    f"of {MAX_MSIS:,} (MAX_MSIS): lower the rates, shorten the run or use fewer "
+                    "devices", True))  # fmt: skip
+    # --- guest work: boot, then actions
+    ram = _GuestRam(sc)
+    limit = sc.vm.memory_mib
+    queue_slots = sc.vm.its.cmdq_kib * 1024 // 32 - 1
+    queued, enabled = 0, False
+    cmds = mapti = ops = 0
+    flagged: set[str] = set()
+    for where, items in (("boot", sc.guest.boot), ("actions", sc.guest.actions)):
+        for i, st in enumerate(items):
+            kind, a = st.kind, st.args
+            loc = ("guest", where, i, kind)
+            c, m, o = _step_cost(kind, a)
+            cmds, mapti, ops = cmds + c, mapti + m, ops + c + o
+            if mapti > MAX_MAPPED_LPIS and "mapti" not in flagged:
+                flagged.add("mapti")
+                out.append((loc, f"the guest maps {mapti:,} LPIs by here (MAPTI commands of "
+                            f"guest.boot and guest.actions), more than the cap of "
+                            f"{MAX_MAPPED_LPIS:,} (MAX_MAPPED_LPIS)", True))  # fmt: skip
+            if ops > MAX_GUEST_OPS and "ops" not in flagged:
+                flagged.add("ops")
+                out.append((loc, f"{ops:,} guest operations by here (ITS commands and "
+                            f"property/pending-table writes), more than the cap of "
+                            f"{MAX_GUEST_OPS:,} (MAX_GUEST_OPS)", True))  # fmt: skip
+            if where == "boot":
+                if kind == "its_enable":
+                    enabled = bool(a)
+                    queued = 0 if enabled else queued  # enabling runs the queue
+                elif not enabled and c:
+                    queued += c
+                    if queued > queue_slots and "queue" not in flagged:
+                        flagged.add("queue")
+                        out.append((loc, f"{queued:,} ITS commands are queued while the ITS "
+                                    f"is still disabled, but the command queue (vm.its.cmdq_kib "
+                                    f"{sc.vm.its.cmdq_kib}) holds {queue_slots:,}: put "
+                                    "'its_enable: true' earlier or enlarge the queue", True))  # fmt: skip
+            ram.step(kind, a)
+            if ram.brk > ram.end and "ram" not in flagged:
+                flagged.add("ram")
+                need = -(-(ram.brk - _RAM_BASE) // (1 << 20))
+                out.append((loc, f"guest RAM exhausted: the guest driver's queue, tables, "
+                            f"pending tables and ITTs need {'at least' if where == 'boot' else 'up to'} "
+                            f"{need:,} MiB by here, vm.memory_mib is {limit:,}", True))  # fmt: skip
+    return out
+
+
