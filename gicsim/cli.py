@@ -212,8 +212,7 @@ def report_cmd(inputs: tuple[str, ...], outdir: str | None, perfetto: bool) -> N
 def explain_cmd(file: str) -> None:
     """Narrate a run (scenario FILE, run now, or a RUN_DIR): every migration step, every KVM
     call's result and why, and the causal chain of each lost, spurious or misrouted LPI."""
-    from gicsim.present import explain
-    from gicsim.present import rundata
+    from gicsim.present import explain, rundata
 
     try:
         run_data = rundata.load(file)

@@ -17,8 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from gicsim.present import explain
-from gicsim.present import report
+from gicsim.present import explain, report
 from gicsim.present.rundata import RunData, run_scenario_file
 
 REPO = Path(__file__).resolve().parent.parent

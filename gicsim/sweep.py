@@ -223,8 +223,8 @@ def load_sweep(path: str | Path) -> Sweep:
 # ----------------------------------------------------------------------- running ----
 def run_one(scenario: dict[str, Any]) -> dict[str, Any]:
     """Worker entry point (picklable): run one resolved scenario, return its summary."""
-    from gicsim.sim.simulation import run
     from gicsim.judge.trace import digest
+    from gicsim.sim.simulation import run
 
     res = run(scenario)
     return {**res.summary, "trace_digest": digest(res.records)}

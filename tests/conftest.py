@@ -6,9 +6,7 @@ import attrs
 import pytest
 from hypothesis import HealthCheck, settings
 
-from gicsim.sim.guest import GuestItsDriver
 from gicsim.kvm.its import VgicIts
-from gicsim.kvm.releases import KernelProfile
 from gicsim.kvm.kvm_device import (
     KVM_DEV_ARM_VGIC_CTRL_INIT,
     KVM_DEV_ARM_VGIC_GRP_ADDR,
@@ -18,21 +16,35 @@ from gicsim.kvm.kvm_device import (
     ItsDevice,
 )
 from gicsim.kvm.memory import GuestMemory
-from gicsim.kvm.vgic import Vgic
+from gicsim.kvm.releases import KernelProfile
+from gicsim.kvm.vgic_init import Vgic
+from gicsim.sim.guest import GuestItsDriver
 
 ITS_BASE = 0x0808_0000
 
-# Hypothesis profiles. ``ci`` (the default) keeps the whole suite within a few minutes on two
-# cores; ``long`` is the soak run: ``python -m pytest tests/test_fuzz_its.py
-# --hypothesis-profile=long``. Tests that pin their own ``max_examples`` keep it.
+# Hypothesis profiles. ``ci`` (the default, what .ci/run uses) is deterministic: derandomised
+# (each test's examples follow from its own name, the same on every machine and run) and with
+# no example database, so a fresh clone and a warm checkout run exactly the same examples.
+# ``explore`` is for developers hunting new failures: random seeds, more examples, the
+# example database on; pin what it finds with ``@example`` so CI keeps it. ``long`` is the
+# soak run. Select with HYPOTHESIS_PROFILE=explore (or --hypothesis-profile=explore).
 _FUZZ = dict(
     deadline=None,
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-settings.register_profile("ci", max_examples=100, **_FUZZ)
+settings.register_profile("ci", max_examples=100, derandomize=True, database=None, **_FUZZ)
+settings.register_profile("explore", max_examples=500, **_FUZZ)
 settings.register_profile("long", max_examples=10_000, **_FUZZ)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+HYPOTHESIS_PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+settings.load_profile(HYPOTHESIS_PROFILE)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if HYPOTHESIS_PROFILE == "ci":
+        return ("hypothesis profile 'ci': derandomized (seed fixed per test: derived from the "
+                "test's name), no example database")
+    return f"hypothesis profile {HYPOTHESIS_PROFILE!r}: random seeds (see each failure's seed)"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 import attrs
 
 from gicsim.kvm import abi
+from gicsim.kvm.arm_gic_v3 import GICR_PENDBASER_ADDRESS, GICR_PROPBASER_ADDRESS
 from gicsim.kvm.its import (
     GITS_BASER_INDIRECT,
     GITS_BASER_NR_PAGES,
@@ -31,7 +32,6 @@ from gicsim.kvm.its import (
     GITS_BASER_ADDR_48_to_52,
 )
 from gicsim.kvm.memory import PAGE_SHIFT, GuestMemory
-from gicsim.kvm.vgic import GICR_PENDBASER_ADDRESS, GICR_PROPBASER_ADDRESS
 
 COLLECTION_NOT_MAPPED = 0xFFFF_FFFF
 

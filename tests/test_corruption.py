@@ -24,8 +24,8 @@ from hypothesis.control import currently_in_test_context
 from invariants import assert_invariants, model_restored, reference_restore
 from test_fuzz_restore import corruptions
 
-from gicsim.kvm import abi
 from gicsim.judge import oracles
+from gicsim.kvm import abi
 from gicsim.scenario import scenario_from_dict
 from gicsim.sim.simulation import Simulation, summarise
 

@@ -20,8 +20,8 @@ from click.testing import CliRunner
 
 import gicsim
 from gicsim.cli import main
-from gicsim.scenario import load_scenario, resolved_dict
 from gicsim.judge.trace import digest, frame_to_records
+from gicsim.scenario import load_scenario, resolved_dict
 
 ROOT = Path(__file__).parent.parent
 # Poisson traffic, a migration with a straggler and retries, pending LPIs; and a two-level

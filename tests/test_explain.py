@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 
 import gicsim
-from gicsim.present import explain
 from gicsim.cli import main
+from gicsim.present import explain
 from gicsim.present.rundata import from_result, read_run_dir
 
 SC = Path(__file__).resolve().parent.parent / "scenarios"

@@ -110,7 +110,8 @@ def test_random_migration_orders_never_crash(d):
         raise AssertionError(e.problems) from None
     sim, summary, seen = run_checked(sc)
     for i, (m, cfg) in enumerate(zip(summary["migrations"], sc.migrations, strict=True)):
-        assert m["status"] in ("completed", "aborted", "failed", "incomplete", "none"), m
+        assert m["status"] in ("completed", "completed_with_errors", "aborted", "failed",
+                               "incomplete", "none"), m
         if m["status"] in ("aborted", "failed"):
             assert m["errors"], m  # it says which call stopped it
             last = m["errors"][-1]
@@ -119,10 +120,17 @@ def test_random_migration_orders_never_crash(d):
                 assert last["step"] in cfg.destination.steps and last["errno"] != "EBUSY", last
             else:  # the source aborted: any failed source call, or -EBUSY under on_ebusy
                 assert last["step"] in cfg.source.steps or last["errno"] == "EBUSY", last
-        if m["status"] == "completed":
+        dst_steps = list(cfg.destination.steps)
+        after_resume = dst_steps[dst_steps.index("resume") + 1:] if "resume" in dst_steps else []
+        if m["status"] in ("completed", "completed_with_errors"):
             ran = [s for j, s in seen if j == i]
-            assert ran == list(cfg.source.steps) + list(cfg.destination.steps)
-            assert all(e["errno"] == "EBUSY" for e in m["errors"])  # only tolerated failures
+            assert ran == list(cfg.source.steps) + dst_steps  # every step ran, failed or not
+            # a failure other than a tolerated source -EBUSY is a step after resume, run on
+            # the running destination: it makes the status say so
+            late = [e for e in m["errors"] if e["step"] in after_resume]
+            other = [e for e in m["errors"] if e not in late]
+            assert all(e["errno"] == "EBUSY" and e["step"] in cfg.source.steps for e in other), m
+            assert (m["status"] == "completed_with_errors") == bool(late), m
 
 
 def test_migration_during_boot():
@@ -139,3 +147,22 @@ def test_migration_during_boot():
     sim, summary, _ = run_checked(scenario_from_dict(d))
     assert summary["migrations"][0]["status"] == "completed"
     assert len(sim.vms[1].its.mappings()) == 24 and summary["lpis"]["lost"] == 0
+
+
+def test_destination_step_after_resume_makes_completed_with_errors():
+    """The case the property test used to find in ~40 % of fresh runs: a destination step
+    listed after ``resume`` runs on the running destination; its -EBUSY is not rolled back
+    (the guest cannot go back to the source), every step still runs, and the status says
+    ``completed_with_errors`` instead of a plain ``completed``."""
+    d = resolved_dict(load_scenario(ROOT / "scenarios" / "clean-migration.yaml"))
+    d["expect"] = {}
+    dst = [s for s in d["migration"][0]["destination"]["steps"] if s != "its_restore_tables"]
+    d["migration"][0]["destination"]["steps"] = dst + ["its_restore_tables"]  # after resume
+    sim, summary, seen = run_checked(scenario_from_dict(d))
+    m = summary["migrations"][0]
+    assert m["status"] == "completed_with_errors", m
+    assert [(e["step"], e["errno"]) for e in m["errors"]] == [("its_restore_tables", "EBUSY")]
+    assert [s for _, s in seen][-1] == "its_restore_tables"
+    d["migration"][0]["destination"]["steps"] = dst[:-1] + ["its_restore_tables", "resume"]
+    _, summary, _ = run_checked(scenario_from_dict(d))
+    assert summary["migrations"][0]["status"] == "completed"

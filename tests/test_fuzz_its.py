@@ -17,7 +17,9 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 from invariants import assert_invariants
 
+from gicsim.judge.state import architectural_state
 from gicsim.kvm import commands as C
+from gicsim.kvm.arm_gic_v3 import GICR_CTLR, GICR_IIDR, GICR_PENDBASER, GICR_PROPBASER, GICR_TYPER
 from gicsim.kvm.errors import E_ITS, ERRNOS, KvmError
 from gicsim.kvm.its import (
     GITS_BASER,
@@ -34,7 +36,6 @@ from gicsim.kvm.its import (
     MSI_LPIS_DISABLED,
     MSI_UNMAPPED,
 )
-from gicsim.kvm.releases import KernelProfile
 from gicsim.kvm.kvm_device import (
     KVM_DEV_ARM_ITS_CTRL_RESET,
     KVM_DEV_ARM_ITS_RESTORE_TABLES,
@@ -47,8 +48,7 @@ from gicsim.kvm.kvm_device import (
     KVM_VGIC_ITS_ADDR_TYPE,
     redist_attr,
 )
-from gicsim.judge.state import architectural_state
-from gicsim.kvm.vgic import GICR_CTLR, GICR_IIDR, GICR_PENDBASER, GICR_PROPBASER, GICR_TYPER
+from gicsim.kvm.releases import KernelProfile
 
 ERROR_NAMES = set(E_ITS) | set(ERRNOS)
 MSI_OUTCOMES = {MSI_ACCEPTED, MSI_ITS_DISABLED, MSI_LPIS_DISABLED, MSI_UNMAPPED}

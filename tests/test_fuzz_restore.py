@@ -21,11 +21,11 @@ from hypothesis.control import currently_in_test_context
 from invariants import assert_invariants, model_restored, reference_restore
 
 from gicsim.kvm import abi
-from gicsim.sim import vmm
 from gicsim.kvm import commands as C
 from gicsim.kvm.errors import KvmError
-from gicsim.kvm.releases import KernelProfile
 from gicsim.kvm.memory import GuestMemory
+from gicsim.kvm.releases import KernelProfile
+from gicsim.sim import vmm
 
 U64 = st.integers(0, 2**64 - 1)
 

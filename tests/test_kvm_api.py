@@ -6,6 +6,7 @@ import pytest
 from conftest import make_vm
 
 from gicsim.kvm import commands as C
+from gicsim.kvm.arm_gic_v3 import GICR_CTLR, GICR_PENDBASER, GICR_PROPBASER
 from gicsim.kvm.errors import EBUSY, EEXIST, EINVAL, ENODEV, ENXIO
 from gicsim.kvm.its import (
     GITS_BASER,
@@ -33,7 +34,7 @@ from gicsim.kvm.kvm_device import (
     redist_attr,
 )
 from gicsim.kvm.memory import GuestMemory
-from gicsim.kvm.vgic import GICR_CTLR, GICR_PENDBASER, GICR_PROPBASER, Vgic
+from gicsim.kvm.vgic_init import Vgic
 
 CTRL = KVM_DEV_ARM_VGIC_GRP_CTRL
 REGS = KVM_DEV_ARM_VGIC_GRP_ITS_REGS

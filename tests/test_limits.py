@@ -16,10 +16,10 @@ import pytest
 from click.testing import CliRunner
 
 import gicsim
-from gicsim.scenario import constants as S
-from gicsim.scenario import limits as SL
 from gicsim.cli import main
 from gicsim.scenario import ScenarioError, load_scenario, scenario_from_dict
+from gicsim.scenario import constants as S
+from gicsim.scenario import limits as SL
 from gicsim.sim.simulation import Simulation
 
 ROOT = Path(__file__).parent.parent

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 import gicsim
-from gicsim.present import perfetto
 from gicsim.cli import main
+from gicsim.present import perfetto
 from gicsim.present.rundata import from_result
 
 SC = Path(__file__).resolve().parent.parent / "scenarios"

@@ -16,10 +16,10 @@ import pytest
 from click.testing import CliRunner
 
 import gicsim
-from gicsim.judge import analysis as A
-from gicsim.present import report
 from gicsim.cli import main
+from gicsim.judge import analysis as A
 from gicsim.judge.oracles import GuestIntent
+from gicsim.present import report
 from gicsim.present.rundata import from_result, read_run_dir
 from gicsim.scenario.timing import profile_table
 

@@ -8,12 +8,12 @@ from conftest import make_vm, migrate_plain
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gicsim.judge.state import architectural_state, its_state
 from gicsim.kvm import abi
-from gicsim.sim import vmm
 from gicsim.kvm import commands as C
 from gicsim.kvm.errors import EEXIST, EINVAL
 from gicsim.kvm.releases import KernelProfile
-from gicsim.judge.state import architectural_state, its_state
+from gicsim.sim import vmm
 
 
 def its_setup1(vm):

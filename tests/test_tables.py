@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 import gicsim
+from gicsim.cli import main
 from gicsim.kvm import abi
 from gicsim.present import tables
-from gicsim.cli import main
 from gicsim.scenario import load_scenario
 
 SC = Path(__file__).resolve().parent.parent / "scenarios"

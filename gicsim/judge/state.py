@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from gicsim.kvm.its import VgicIts
-from gicsim.kvm.vgic import Vgic
+from gicsim.kvm.vgic_init import Vgic
 
 
 def its_state(its: VgicIts) -> dict[str, Any]:

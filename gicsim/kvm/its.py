@@ -26,9 +26,9 @@ from gicsim.kvm.abi import (
 )
 from gicsim.kvm.commands import ITS_CMD_SIZE, ItsCmd, decode_cmd
 from gicsim.kvm.errors import EBUSY, EEXIST, EFAULT, EINVAL, ItsCommandError, KvmError
-from gicsim.kvm.vgic import (
-    Vgic,
-    VgicIrq,
+from gicsim.kvm.vgic import VgicIrq
+from gicsim.kvm.vgic_init import Vgic
+from gicsim.kvm.vgic_mmio import (
     _sanitise_field,
     extract_bytes,
     update_64bit_reg,
@@ -194,7 +194,7 @@ class VgicIts:
         self.on_command: CommandHook | None = None
         self.commands_run = 0
         self.deferred = False
-        from gicsim.kvm.vgic import INITIAL_PROPBASER_VALUE
+        from gicsim.kvm.arm_gic_v3 import INITIAL_PROPBASER_VALUE
 
         vgic.propbaser = INITIAL_PROPBASER_VALUE
         vgic.its_list.append(self)

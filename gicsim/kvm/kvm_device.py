@@ -8,6 +8,7 @@ errno a caller sees for a combination of problems is the kernel's.
 
 from __future__ import annotations
 
+from gicsim.kvm.arm_gic_v3 import GICR_CTLR, GICR_IIDR, GICR_PENDBASER, GICR_PROPBASER, GICR_TYPER
 from gicsim.kvm.errors import EBUSY, EEXIST, EINVAL, ENODEV, ENXIO
 from gicsim.kvm.its import (
     GITS_BASER,
@@ -22,7 +23,7 @@ from gicsim.kvm.its import (
     TableStats,
     VgicIts,
 )
-from gicsim.kvm.vgic import GICR_CTLR, GICR_IIDR, GICR_PENDBASER, GICR_PROPBASER, GICR_TYPER, Vgic
+from gicsim.kvm.vgic_init import Vgic
 
 KVM_DEV_ARM_VGIC_GRP_ADDR = 0
 KVM_DEV_ARM_VGIC_GRP_DIST_REGS = 1
@@ -52,7 +53,7 @@ _REDIST_OFFSETS = {GICR_CTLR, GICR_IIDR, GICR_TYPER, GICR_TYPER + 4, GICR_PROPBA
 
 def redist_attr(vcpu_id: int, offset: int) -> int:
     """``attr`` of a GRP_REDIST_REGS access: MPIDR affinity in [63:32], offset in [31:0]."""
-    from gicsim.kvm.vgic import vcpu_mpidr
+    from gicsim.kvm.arm_gic_v3 import vcpu_mpidr
 
     mpidr = vcpu_mpidr(vcpu_id)
     aff = ((mpidr >> 16) & 0xFF) << 16 | ((mpidr >> 8) & 0xFF) << 8 | (mpidr & 0xFF)

@@ -1,105 +1,35 @@
-"""The VM's vGICv3: LPI records, redistributors and the pending-table code of vgic-v3.c.
+"""The vGIC core of ``arch/arm64/kvm/vgic/vgic.c``: LPI records (``struct vgic_irq``), the
+per-vCPU ap_list, queueing, pruning, acknowledge and EOI.
 
-Plain Python, no SimPy. Names follow ``arch/arm64/kvm/vgic/`` so each function can be
-checked against its kernel counterpart. The SimPy layer plugs in two hooks: ``kick`` (an LPI
-was queued on a vCPU's ap_list: wake or signal it) and ``trace`` (observability).
+Kernel file: ``vgic.c`` (Linux 6.12.117 (Debian linux-source-6.12), the default release). ``vgic_add_lpi``, ``update_lpi_config`` sit in
+``vgic-its.c`` in the kernel; they are kept here, next to the LPI records they create.
+Plain Python, no SimPy. The SimPy layer plugs in one hook: ``kick`` (an LPI was queued on a
+vCPU's ap_list: wake or signal it). The class grows by file, as the kernel's code does:
+``VgicCore`` (here) <- ``VgicV3`` (``vgic_v3.py``) <- ``VgicMmioV3`` (``vgic_mmio_v3.py``) <-
+``Vgic`` (``vgic_init.py``, the one to instantiate).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from gicsim.kvm.abi import GENMASK, GIC_LPI_OFFSET, INTERRUPT_ID_BITS_ITS, VGIC_MIN_LPI
-from gicsim.kvm.errors import EBUSY, EFAULT, EINVAL, ENXIO, KvmError
-from gicsim.kvm.releases import MAINLINE, KernelProfile
+from gicsim.kvm.abi import GIC_LPI_OFFSET, INTERRUPT_ID_BITS_ITS, VGIC_MIN_LPI
+from gicsim.kvm.arm_gic_v3 import (
+    GICR_PROPBASER_ADDRESS,
+    INITIAL_PENDBASER_VALUE,
+    INITIAL_PROPBASER_VALUE,
+    vcpu_mpidr,
+)
+from gicsim.kvm.errors import EBUSY, EINVAL, KvmError
 from gicsim.kvm.memory import GuestMemory
-
-if TYPE_CHECKING:
-    from gicsim.kvm.its import VgicIts
-
-# GICR frame offsets (RD_base)
-GICR_CTLR = 0x0000
-GICR_IIDR = 0x0004
-GICR_TYPER = 0x0008
-GICR_PROPBASER = 0x0070
-GICR_PENDBASER = 0x0078
-GICR_CTLR_ENABLE_LPIS = 1 << 0
-GICR_CTLR_RWP = 1 << 3
-GICR_PENDBASER_PTZ = 1 << 62
-
-# Cacheability / shareability field positions (include/linux/irqchip/arm-gic-v3.h)
-_SHARE = (10, 0b11)
-_RBASER_INNER = (7, 0b111)
-_RBASER_OUTER = (56, 0b111)
-GIC_BASER_CACHE_nCnB = 0  # noqa: N816
-GIC_BASER_CACHE_nC = 1  # noqa: N816
-GIC_BASER_CACHE_RaWb = 3  # noqa: N816
-GIC_BASER_CACHE_SameAsInner = 0  # noqa: N816
-GIC_BASER_OuterShareable = 2  # noqa: N816
-GIC_BASER_InnerShareable = 1  # noqa: N816
-PROPBASER_RES0_MASK = GENMASK(63, 59) | GENMASK(55, 52) | GENMASK(6, 5)
-PENDBASER_RES0_MASK = (1 << 63) | GENMASK(61, 59) | GENMASK(55, 52) | GENMASK(15, 12) | GENMASK(6, 0)
-#: vgic_v3_enable: RaWb, SameAsInner, InnerShareable, address 0
-INITIAL_BASER_ATTRS = (GIC_BASER_CACHE_RaWb << 7) | (GIC_BASER_InnerShareable << 10)
-INITIAL_PROPBASER_VALUE = INITIAL_BASER_ATTRS
-INITIAL_PENDBASER_VALUE = INITIAL_BASER_ATTRS
+from gicsim.kvm.releases import MAINLINE, KernelProfile
 
 
-def _sanitise_field(reg: int, field: tuple[int, int], fn: Callable[[int], int]) -> int:
-    shift, mask = field
-    return (reg & ~(mask << shift)) | (fn((reg >> shift) & mask) << shift)
+class ItsHooks(Protocol):
+    """What the vGIC calls on each of its ITSes (``dist->its_list`` walks in the kernel)."""
 
-
-def vgic_sanitise_shareability(f: int) -> int:
-    return GIC_BASER_InnerShareable if f == GIC_BASER_OuterShareable else f
-
-
-def vgic_sanitise_inner_cacheability(f: int) -> int:
-    return GIC_BASER_CACHE_RaWb if f in (GIC_BASER_CACHE_nCnB, GIC_BASER_CACHE_nC) else f
-
-
-def vgic_sanitise_outer_cacheability(f: int) -> int:
-    return f if f in (GIC_BASER_CACHE_SameAsInner, GIC_BASER_CACHE_nC) else GIC_BASER_CACHE_SameAsInner
-
-
-def _sanitise_rbaser(reg: int) -> int:
-    reg = _sanitise_field(reg, _SHARE, vgic_sanitise_shareability)
-    reg = _sanitise_field(reg, _RBASER_INNER, vgic_sanitise_inner_cacheability)
-    return _sanitise_field(reg, _RBASER_OUTER, vgic_sanitise_outer_cacheability)
-
-
-def vgic_sanitise_propbaser(reg: int) -> int:
-    return _sanitise_rbaser(reg) & ~PROPBASER_RES0_MASK
-
-
-def vgic_sanitise_pendbaser(reg: int) -> int:
-    return _sanitise_rbaser(reg) & ~PENDBASER_RES0_MASK
-
-
-def update_64bit_reg(reg: int, offset: int, length: int, val: int) -> int:
-    """Merge a 32-bit half (offset 0 or 4) or a full 64-bit write into ``reg``."""
-    if length == 8:
-        return val & GENMASK(63, 0)
-    lower = (offset & 4) * 8
-    return (reg & ~(0xFFFF_FFFF << lower)) | ((val & 0xFFFF_FFFF) << lower)
-
-
-def extract_bytes(reg: int, offset: int, length: int) -> int:
-    return (reg >> ((offset & 7) * 8)) & ((1 << (length * 8)) - 1)
-
-
-def GICR_PROPBASER_ADDRESS(reg: int) -> int:  # noqa: N802
-    return reg & GENMASK(51, 12)
-
-
-def GICR_PENDBASER_ADDRESS(reg: int) -> int:  # noqa: N802
-    return reg & GENMASK(51, 16)
-
-
-def vcpu_mpidr(vcpu_id: int) -> int:
-    """Default MPIDR KVM gives vCPU ``vcpu_id`` (Aff0 = id[3:0], Aff1 = id[11:4], Aff2 = id[19:12])."""
-    return (vcpu_id & 0xF) | ((vcpu_id >> 4) & 0xFF) << 8 | ((vcpu_id >> 12) & 0xFF) << 16
+    def vgic_its_invalidate_cache(self) -> None: ...
 
 
 class VgicIrq:
@@ -145,7 +75,7 @@ class VgicCpu:
         self.ap_list: dict[int, VgicIrq] = {}  # intid -> irq, insertion order
 
 
-class Vgic:
+class VgicCore:
     """``struct vgic_dist`` plus the per-vCPU state and the vCPU mutexes of one VM."""
 
     def __init__(
@@ -163,7 +93,7 @@ class Vgic:
         #: ``vcpu->mutex`` held = the vCPU thread is inside a vCPU ioctl (KVM_RUN).
         self.vcpu_mutex_held = [False] * nr_vcpus
         self.lpi_xa: dict[int, VgicIrq] = {}
-        self.its_list: list[VgicIts] = []
+        self.its_list: list[ItsHooks] = []
         self.kick: Callable[[int], None] | None = None
 
     # -- locking ------------------------------------------------------------------------
@@ -176,8 +106,6 @@ class Vgic:
     def kvm_get_vcpu_by_id(self, vcpu_id: int) -> int | None:
         return vcpu_id if 0 <= vcpu_id < self.nr_vcpus else None
 
-    def vgic_lpis_enabled(self, vcpu: int) -> bool:
-        return self.cpus[vcpu].ctlr == GICR_CTLR_ENABLE_LPIS
 
     # -- LPI records --------------------------------------------------------------------
     def max_lpis_propbaser(self) -> int:
@@ -217,59 +145,9 @@ class Vgic:
             irq.enabled = bool(prop & 1)
             self.vgic_queue_irq_unlock(irq)
 
+
     def vgic_v3_lpi_sync_pending_status(self, irq: VgicIrq) -> None:
-        """The one place that snapshots an LPI's pending bit from RAM (SPEC §1)."""
-        vcpu = irq.target_vcpu
-        if vcpu is None:
-            return
-        ptr = GICR_PENDBASER_ADDRESS(self.cpus[vcpu].pendbaser) + irq.intid // 8
-        bit = 1 << (irq.intid % 8)
-        val = self.mem.read_u8(ptr)
-        status = bool(val & bit)
-        irq.pending_latch = status
-        self.vgic_queue_irq_unlock(irq)
-        if status and self.kernel.pending_sync_clears_ram:
-            self.mem.write_u8(ptr, val & ~bit)  # clear consumed data
-
-    def its_sync_lpi_pending_table(self, vcpu: int) -> None:
-        """EnableLPIs 0->1: re-read the bits of this vCPU's LPIs (does not clear RAM)."""
-        pendbase = GICR_PENDBASER_ADDRESS(self.cpus[vcpu].pendbaser)
-        last_byte, pendmask = -1, 0
-        for intid in sorted(self.lpi_xa):
-            byte = intid // 8
-            if byte != last_byte:
-                pendmask = self.mem.read_u8(pendbase + byte)
-                last_byte = byte
-            irq = self.lpi_xa.get(intid)
-            if irq is None:
-                continue
-            if irq.target_vcpu == vcpu:
-                irq.pending_latch = bool(pendmask & (1 << (intid % 8)))
-            self.vgic_queue_irq_unlock(irq)
-
-    def vgic_v3_save_pending_tables(self) -> int:
-        """Write every targeted LPI's pending_latch into its pending-table bit; returns LPIs."""
-        if not self.initialized:
-            raise ENXIO("vGIC not initialized")
-        mem = self.mem
-        last_ptr, val, n = -1, 0, 0
-        for intid in sorted(self.lpi_xa):
-            irq = self.lpi_xa[intid]
-            vcpu = irq.target_vcpu
-            if vcpu is None:
-                continue
-            n += 1
-            ptr = GICR_PENDBASER_ADDRESS(self.cpus[vcpu].pendbaser) + intid // 8
-            if ptr != last_ptr:
-                val = mem.read_u8(ptr)
-                last_ptr = ptr
-            bit = 1 << (intid % 8)
-            stored = bool(val & bit)
-            if stored == irq.pending_latch:
-                continue
-            val = (val | bit) if irq.pending_latch else (val & ~bit)
-            mem.write_u8(ptr, val)
-        return n
+        raise NotImplementedError  # vgic_v3.py
 
     # -- ap_list: what the vCPU may take --------------------------------------------------
     @staticmethod
@@ -364,71 +242,6 @@ class Vgic:
     def has_deliverable(self, vcpu: int) -> bool:
         return self.best_pending(vcpu) is not None
 
-    # -- redistributor registers (guest MMIO and userspace) --------------------------------
-    def redist_read(self, vcpu: int, offset: int, length: int = 8) -> int:
-        cpu = self.cpus[vcpu]
-        base = offset & ~7
-        if offset == GICR_CTLR and length == 4:
-            return cpu.ctlr & GICR_CTLR_ENABLE_LPIS
-        if base == GICR_TYPER:
-            last = 1 << 4 if vcpu == self.nr_vcpus - 1 else 0
-            reg = (vcpu_mpidr(vcpu) << 32) | (vcpu << 8) | last | 1  # PLPIS
-            return extract_bytes(reg, offset, length)
-        if base == GICR_PROPBASER:
-            return extract_bytes(self.propbaser, offset, length)
-        if base == GICR_PENDBASER:
-            return extract_bytes(cpu.pendbaser & ~GICR_PENDBASER_PTZ, offset, length)
-        if offset == GICR_IIDR and length == 4:
-            return 0x0300043B  # IMPLEMENTER_ARM, revision 3
-        raise ENXIO(f"GICR offset {offset:#x} not modelled")
-
-    def redist_write(self, vcpu: int, offset: int, length: int, val: int) -> None:
-        cpu = self.cpus[vcpu]
-        base = offset & ~7
-        if offset == GICR_CTLR and length == 4:
-            self.vgic_mmio_write_v3r_ctlr(vcpu, val)
-        elif base == GICR_PROPBASER:
-            if self.vgic_lpis_enabled(vcpu):
-                return  # ignored while EnableLPIs is set
-            self.propbaser = vgic_sanitise_propbaser(
-                update_64bit_reg(self.propbaser, offset, length, val)
-            )
-        elif base == GICR_PENDBASER:
-            if self.vgic_lpis_enabled(vcpu):
-                return
-            cpu.pendbaser = vgic_sanitise_pendbaser(
-                update_64bit_reg(cpu.pendbaser, offset, length, val)
-            )
-        elif base == GICR_TYPER or (offset == GICR_IIDR and length == 4):
-            return  # read-only
-        else:
-            raise ENXIO(f"GICR offset {offset:#x} not modelled")
-
-    def vgic_mmio_write_v3r_ctlr(self, vcpu: int, val: int) -> None:
-        cpu = self.cpus[vcpu]
-        if not self.its_list:
-            return
-        if not val & GICR_CTLR_ENABLE_LPIS:
-            if cpu.ctlr != GICR_CTLR_ENABLE_LPIS:
-                return
-            cpu.ctlr = GICR_CTLR_RWP
-            self.vgic_flush_pending_lpis(vcpu)
-            for its in self.its_list:
-                its.vgic_its_invalidate_cache()
-            cpu.ctlr = 0
-        else:
-            if cpu.ctlr != 0:
-                return
-            cpu.ctlr = GICR_CTLR_ENABLE_LPIS
-            self.vgic_enable_lpis(vcpu)
-
-    def vgic_enable_lpis(self, vcpu: int) -> None:
-        if not self.cpus[vcpu].pendbaser & GICR_PENDBASER_PTZ:
-            try:
-                self.its_sync_lpi_pending_table(vcpu)
-            except EFAULT:
-                pass  # an MMIO write has no way to report it
-
     # -- userspace view -----------------------------------------------------------------
     def vcpu_from_mpidr(self, mpidr: int) -> int:
         for v in range(self.nr_vcpus):
@@ -438,3 +251,4 @@ class Vgic:
 
     def lpi_is_valid(self, intid: int) -> bool:
         return VGIC_MIN_LPI <= intid < self.max_lpis_propbaser()
+

@@ -359,6 +359,9 @@ def _migration_words(cx: Ctx, m: A.MigInfo | None, info: str, side: str) -> str:
         return f"The VM runs again on {side} (vCPUs back in KVM_RUN)."
     if info == "completed":
         return f"{label} completed; downtime {T(m.downtime_ns if m else None)}."
+    if info == "completed_with_errors":
+        return (f"{label} completed, but a destination step listed after resume failed on the "
+                f"running destination; downtime {T(m.downtime_ns if m else None)}.")
     parts = info.split(":")
     if parts[0] == "aborted":
         return (f"{label} aborted by the source: {parts[1]} in `{':'.join(parts[2:])}`. The source VM "
@@ -819,7 +822,7 @@ def _migration_chain(cx: Ctx, m: A.MigInfo, a: Any, lpi: int) -> list[Fact]:
         pend = lpi in set(m.pause_state["gic"]["pending"])
         out.append(Fact(("pause-pending", m.index, pend), lambda ms, p=pend: (
             f"At the pause ({T(m.pause_ns)}) the source's LPI record {'was still pending' if p else 'was not pending'}.")))
-    if m.status != "completed":
+    if m.status not in ("completed", "completed_with_errors"):
         out.append(Fact(("status", m.index), lambda ms: f"{m.label.capitalize()} {m.status} ({m.errno} in `{m.failed_step}`): the source resumed."))
         return out
     if m.resume_ns is None or m.destination is None:

@@ -20,8 +20,12 @@ import attrs
 
 from gicsim.kvm import abi
 from gicsim.kvm.abi import ESZ, GIC_LPI_OFFSET, L2_DTES, SZ_64K
+from gicsim.kvm.arm_gic_v3 import (
+    GICR_CTLR_ENABLE_LPIS,
+    GICR_PENDBASER_ADDRESS,
+    GICR_PROPBASER_ADDRESS,
+)
 from gicsim.kvm.errors import EFAULT
-from gicsim.present.explain import ids
 from gicsim.kvm.its import (
     GITS_BASER_INDIRECT,
     GITS_BASER_NR_PAGES,
@@ -30,7 +34,7 @@ from gicsim.kvm.its import (
     ITS_CMD_BUFFER_SIZE,
     GITS_BASER_ADDR_48_to_52,
 )
-from gicsim.kvm.vgic import GICR_CTLR_ENABLE_LPIS, GICR_PENDBASER_ADDRESS, GICR_PROPBASER_ADDRESS
+from gicsim.present.explain import ids
 
 if TYPE_CHECKING:
     from gicsim.kvm.memory import GuestMemory

@@ -24,6 +24,7 @@ MAX_EXPECT_LPIS = 1_000_000  # (LPI, vCPU, side) checks of expect.delivered
 MAX_SEED = (1 << 64) - 1
 MAX_RETRY = 10_000  # on_ebusy retries
 MAX_RATE_PER_S = 1e9  # one MSI per nanosecond per source
+MIN_RATE_PER_S = 1e-9  # the period 1e9 / rate stays an int64 of ns (1e18 < MAX_NS)
 MAX_DIRTY_PAGES_PER_S = 1e9
 MIN_BANDWIDTH_MIB_S = 1e-3  # lower bandwidths overflow the transfer-time arithmetic
 MAX_BANDWIDTH_MIB_S = 1e9
@@ -82,7 +83,7 @@ GUEST_STEPS = (
     "mask",
 )
 DROP_REASONS = ("its_disabled", "unmapped", "lpis_disabled", "not_restored")
-MIGRATION_STATUSES = ("completed", "aborted", "failed", "none")
+MIGRATION_STATUSES = ("completed", "completed_with_errors", "aborted", "failed", "none")
 _ERRNO_NAMES = frozenset(_errno.errorcode.values())
 
 

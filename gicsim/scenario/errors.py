@@ -36,13 +36,21 @@ def _fail(*problems: tuple[tuple[Any, ...], str, bool]) -> typing.NoReturn:
     )
 
 
+_SHOW_MAX = 40  # characters of a value echoed in a message (never a whole file's worth)
+
+
 def _show(v: Any) -> str:
     if v is None:
         return "null"
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, str):
+        if len(v) > _SHOW_MAX:
+            return f"{v[:_SHOW_MAX]!r}... ({len(v):,} characters)"
         return repr(v)
+    if isinstance(v, int) and abs(v) >= 10**_SHOW_MAX:
+        digits = int(abs(v).bit_length() * 0.30103) + 1  # str() refuses > 4,300 digits
+        return f"{'-' if v < 0 else ''}an integer of about {digits:,} digits"
     if isinstance(v, int | float):
         return repr(v)
     if isinstance(v, Mapping):

@@ -1,7 +1,6 @@
 """Scalar field types of the scenario format: numbers and units, ID ranges, vCPU selectors, step lists, comparisons."""
 
 import difflib
-import math
 import re
 from collections.abc import Callable
 from typing import Annotated, Any, NamedTuple
@@ -23,43 +22,34 @@ from gicsim.scenario.constants import (
     LPI_MIN,
     MAX_BANDWIDTH_MIB_S,
     MAX_DIRTY_PAGES_PER_S,
-    MAX_NS,
     MAX_RANGE_LEN,
     MAX_RATE_PER_S,
+    MIN_RATE_PER_S,
     MIGRATION_STATUSES,
     MIN_BANDWIDTH_MIB_S,
     SOURCE_STEPS,
 )
 from gicsim.scenario.errors import _fail, _show
+from gicsim.scenario.units import from_ns, number, to_ns
 
 # ----------------------------------------------------------------------------------------------
 # scalar types
 
 
 def _number(v: Any) -> int | float:
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        raise ValueError(f"expected a number, got {_show(v)}")
-    if not math.isfinite(v):
-        raise ValueError(f"expected a finite number, got {v!r}")
-    return v
+    return number(v)
 
 
 def _scaled(factor: int, positive: bool = False) -> Callable[[Any], int]:
     def conv(v: Any) -> int:
-        v = _number(v)
-        if v < 0 or (positive and v == 0):
-            raise ValueError(f"must be {'> 0' if positive else '>= 0'}, got {v!r}")
-        ns = round(v * factor)
-        if ns > MAX_NS:
-            raise ValueError(f"too large: {v!r} is beyond {MAX_NS // factor} (int64 nanoseconds)")
-        return ns
+        return to_ns(v, factor, positive)
 
     return conv
 
 
 def _unscale(factor: int) -> Callable[[int], int | float]:
     def conv(n: int) -> int | float:
-        return n // factor if n % factor == 0 else n / factor
+        return from_ns(n, factor)
 
     return conv
 
@@ -75,14 +65,14 @@ Millis = Annotated[
 def _nonneg_number(v: Any) -> int | float:
     v = _number(v)
     if v < 0:
-        raise ValueError(f"must be >= 0, got {v!r}")
+        raise ValueError(f"must be >= 0, got {_show(v)}")
     return v
 
 
 def _pos_number(v: Any) -> int | float:
     v = _number(v)
     if v <= 0:
-        raise ValueError(f"must be > 0, got {v!r}")
+        raise ValueError(f"must be > 0, got {_show(v)}")
     return v
 
 
@@ -90,21 +80,25 @@ NonNegNumber = Annotated[int | float, BeforeValidator(_nonneg_number)]
 PosNumber = Annotated[int | float, BeforeValidator(_pos_number)]
 
 
-def _within(lo: float | None, hi: float, what: str) -> Callable[[Any], int | float]:
+def _within(lo: float | None, hi: float, what: str, lo_what: str = "") -> Callable[[Any], int | float]:
     """A number in [lo, hi] (lo None: > 0); the caps of the resource limits above."""
 
     def conv(v: Any) -> int | float:
         v = _pos_number(v) if lo is None else _nonneg_number(v)
         if lo is not None and v < lo:
-            raise ValueError(f"must be >= {lo:g}, got {v!r}")
+            why = f" ({lo_what})" if lo_what else ""
+            raise ValueError(f"must be >= {lo:g}{why}, got {_show(v)}")
         if v > hi:
-            raise ValueError(f"too large: {v!r} is beyond the cap of {hi:g} ({what})")
+            raise ValueError(f"too large: {_show(v)} is beyond the cap of {hi:g} ({what})")
         return v
 
     return conv
 
 
-RatePerS = Annotated[int | float, BeforeValidator(_within(None, MAX_RATE_PER_S, "MAX_RATE_PER_S"))]
+RatePerS = Annotated[
+    int | float,
+    BeforeValidator(_within(MIN_RATE_PER_S, MAX_RATE_PER_S, "MAX_RATE_PER_S", "MIN_RATE_PER_S")),
+]
 DirtyRate = Annotated[
     int | float, BeforeValidator(_within(0, MAX_DIRTY_PAGES_PER_S, "MAX_DIRTY_PAGES_PER_S"))
 ]

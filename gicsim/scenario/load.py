@@ -5,6 +5,8 @@ Every problem is reported, one line each, as ``FILE:LINE:COL: key.path: message`
 use ``<file>`` (cannot read or decode the file), ``<yaml>`` (YAML syntax) and ``<root>`` (the
 document as a whole)."""
 
+import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,14 +14,10 @@ from typing import Any
 from pydantic import (
     ValidationError,
 )
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import YAMLError
-
 from gicsim.scenario.errors import ScenarioError, _show
 from gicsim.scenario.messages import _format_path, _position, _problems, _sorted_unique
-from gicsim.scenario.schema import _NAME_RE, Scenario, _context
-from gicsim.scenario.yamlpos import MAX_FILE_BYTES, _plain, _Positions, _TooLarge, _yaml_problem
+from gicsim.scenario.schema import Scenario, _context, valid_name
+from gicsim.scenario.yamlpos import MAX_FILE_BYTES, _Positions, parse_yaml
 
 # ----------------------------------------------------------------------------------------------
 # public API
@@ -29,8 +27,8 @@ def _validate(
     raw: Any, pos: _Positions, filename: str, extra: list[tuple] | None = None
 ) -> Scenario:
     located = []
-    for path, msg in extra or []:
-        line, col = _position(tuple(path), True, False, pos)
+    for path, msg, *at in extra or []:
+        line, col = at if at else _position(tuple(path), True, False, pos)
         located.append((line, col, f"{filename}:{line}:{col}: {_format_path(tuple(path))}: {msg}"))
     if not isinstance(raw, Mapping):
         line, col = pos.value.get((), (0, 0))
@@ -41,13 +39,13 @@ def _validate(
         )
     ctx = _context(raw)
     stem = "" if filename.startswith("<") else Path(filename).stem
-    ctx["default_name"] = stem if _NAME_RE.match(stem) else "scenario"
+    ctx["default_name"] = stem if valid_name(stem) else "scenario"
     try:
         scn = Scenario.model_validate(dict(raw), context=ctx)
     except RecursionError:
         located.append((0, 0, f"{filename}:0:0: <root>: nested too deeply"))
     except ValidationError as e:
-        located += _problems(e, raw, pos, filename, [tuple(p) for p, _ in extra or []])
+        located += _problems(e, raw, pos, filename, [tuple(p[0]) for p in extra or []])
     if located:
         raise ScenarioError(_sorted_unique(located))
     return scn
@@ -55,55 +53,91 @@ def _validate(
 
 def load_scenario_text(text: str, filename: str = "<string>") -> Scenario:
     """Parse and validate YAML text; ``filename`` only labels the problems."""
-    yaml = YAML(typ="rt")
-    try:
-        doc = yaml.load(text)
-    except YAMLError as e:
-        raise ScenarioError(_yaml_problem(filename, text, e)) from None
-    except RecursionError:
-        raise ScenarioError([f"{filename}:0:0: <yaml>: nested too deeply"]) from None
-    except Exception as e:  # ruamel can raise plain errors on odd input; never leak a traceback
-        raise ScenarioError([f"{filename}:0:0: <yaml>: cannot parse: {e}"]) from None
-    if doc is None:
+    doc = parse_yaml(text, filename)
+    if doc.raw is None and not doc.problems:
         raise ScenarioError(
             [
                 f"{filename}:1:1: <root>: empty scenario (expected a mapping with keys such as name, vm, guest)"
             ]
         )
-    pos = _Positions()
-    if isinstance(doc, CommentedMap | CommentedSeq):
-        pos.value[()] = (doc.lc.line + 1, doc.lc.col + 1)
-    else:
-        pos.value[()] = (1, 1)
-    tag_problems: list[tuple] = []
+    return _validate(doc.raw, doc.pos, filename, doc.problems)
+
+
+class InputFileError(Exception):
+    """An input file that is refused before it is read: not regular, too large, unreadable.
+    ``reason`` is the message without the file name."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+_KINDS = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))  # fmt: skip
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def read_input_file(path: str | Path, cap: int, what: str, cap_name: str) -> bytes:
+    """The bytes of a regular file of at most ``cap`` bytes, or InputFileError.
+
+    Never blocks and never reads more than ``cap + 1`` bytes: a FIFO, a device (/dev/zero),
+    a socket or a directory is refused from ``stat`` before opening; the file is opened
+    non-blocking and checked again on the open descriptor (it may have been swapped)."""
+    limit = f"{what}s are regular files of at most {_size(cap)} ({cap_name})"
     try:
-        raw = _plain(doc, (), pos, tag_problems)
-    except (RecursionError, _TooLarge) as e:
-        msg = "nested too deeply" if isinstance(e, RecursionError) else str(e)
-        raise ScenarioError([f"{filename}:0:0: <yaml>: {msg}"]) from None
-    return _validate(raw, pos, filename, tag_problems)
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise InputFileError("no such file") from None
+    except OSError as e:
+        raise InputFileError(f"cannot read: {e.strerror or e}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise InputFileError(f"is a directory, not a {what} file")
+    if not stat.S_ISREG(st.st_mode):
+        raise InputFileError(f"is {_kind(st.st_mode)}, not a regular file; {limit}")
+    if st.st_size > cap:
+        raise InputFileError(f"larger than the cap of {_size(cap)} ({cap_name}) for a {what} file")
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    try:
+        fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise InputFileError(f"cannot read: {e.strerror or e}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InputFileError(f"is {_kind(st.st_mode)}, not a regular file; {limit}")
+        chunks, n = [], 0
+        while n <= cap:
+            b = os.read(fd, min(1 << 20, cap + 1 - n))
+            if not b:
+                break
+            chunks.append(b)
+            n += len(b)
+    except OSError as e:
+        raise InputFileError(f"cannot read: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
+    if n > cap:  # grew since stat
+        raise InputFileError(f"larger than the cap of {_size(cap)} ({cap_name}) for a {what} file")
+    return b"".join(chunks)
+
+
+def _size(n: int) -> str:
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift and n % (1 << shift) == 0:
+            return f"{n >> shift} {unit}"
+    return f"{n:,} bytes"
 
 
 def load_scenario(path: str | Path) -> Scenario:
     """Read, parse and validate a scenario file."""
     filename = str(path)
-    p = Path(path)
     try:
-        if p.is_dir():
-            raise ScenarioError([f"{filename}:0:0: <file>: is a directory, not a scenario file"])
-        with p.open("rb") as fh:  # bounded: /dev/zero or a huge file must not fill memory
-            data = fh.read(MAX_FILE_BYTES + 1)
-        if len(data) > MAX_FILE_BYTES:
-            raise ScenarioError(
-                [f"{filename}:0:0: <file>: larger than the cap of {MAX_FILE_BYTES >> 20} MiB "
-                 "(MAX_FILE_BYTES) for a scenario file"]
-            )  # fmt: skip
-    except ScenarioError:
-        raise
-    except FileNotFoundError:
-        raise ScenarioError([f"{filename}:0:0: <file>: no such file"]) from None
-    except OSError as e:
-        raise ScenarioError([f"{filename}:0:0: <file>: cannot read: {e.strerror or e}"]) from None
+        data = read_input_file(path, MAX_FILE_BYTES, "scenario", "MAX_FILE_BYTES")
+    except InputFileError as e:
+        raise ScenarioError([f"{filename}:0:0: <file>: {e.reason}"]) from None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:

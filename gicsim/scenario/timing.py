@@ -18,6 +18,9 @@ from typing import Any
 
 import attrs
 
+from gicsim.scenario.errors import _show
+from gicsim.scenario.units import to_ns
+
 __all__ = [
     "DEFAULT_PROFILE",
     "PROFILES",
@@ -80,7 +83,7 @@ class TimingProfile:
 
     @property
     def downtime_limit_ns(self) -> int:
-        return round(self.downtime_limit_ms * 1_000_000)
+        return to_ns(self.downtime_limit_ms, 1_000_000, positive=True)
 
     @property
     def dest_prefault_ns_per_mib(self) -> float:
@@ -90,6 +93,10 @@ class TimingProfile:
 _POSITIVE = frozenset(
     {"precopy_bandwidth_mib_s", "switchover_bandwidth_mib_s", "downtime_limit_ms"}
 )
+# non-time fields that the scenario copies into a time field (``migration.precopy``)
+_AS_NS = {"downtime_limit_ms": 1_000_000}
+# non-time fields (rates, ms per GiB): finite and at most this, so products stay finite floats
+MAX_NUMBER = 1e15
 
 
 def _bound(name: str) -> str:
@@ -257,11 +264,19 @@ def convert_override(key: str, value: Any) -> tuple[str, int | float]:
         )
     field = keys[key]
     if not _is_number(value) or not math.isfinite(value):
-        raise TimingSpecError(f"{key} must be a number, got {value!r}")
+        raise TimingSpecError(f"{key} must be a number, got {_show(value)}")
     if value < 0 or (value == 0 and field in _POSITIVE):
-        raise TimingSpecError(f"{key} must be {_bound(field)}, got {value!r}")
-    if field.endswith("_ns"):
-        return field, round(value * 1000)
+        raise TimingSpecError(f"{key} must be {_bound(field)}, got {_show(value)}")
+    try:  # the scenario's one conversion: exact, int64 ns, loads back unchanged
+        if field.endswith("_ns"):
+            return field, to_ns(value, 1000)
+        if field in _AS_NS:  # copied into a *_ms field of the resolved scenario
+            to_ns(value, _AS_NS[field], positive=True)
+        if value > MAX_NUMBER:
+            raise ValueError(f"too large: {_show(value)} is beyond the cap of {MAX_NUMBER:g} "
+                             "(timing.MAX_NUMBER)")
+    except ValueError as e:
+        raise TimingSpecError(f"{key} {e}") from None
     return field, value
 
 

@@ -4,10 +4,12 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
-from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
+from ruamel.yaml.docinfo import DocInfo, version
 from ruamel.yaml.reader import ReaderError
+
+from gicsim.scenario.errors import _show
 
 # ----------------------------------------------------------------------------------------------
 # YAML -> plain data + positions
@@ -51,12 +53,8 @@ def _plain(node: Any, path: tuple[Any, ...], pos: _Positions, problems: list[tup
                 pos.value[path + (i,)] = (lc[0] + 1, lc[1] + 1)
             out_l.append(_plain(v, path + (i,), pos, problems))
         return out_l
-    if isinstance(node, TaggedScalar):
-        tag = str(node.tag.value)
-        if tag == "tag:yaml.org,2002:str":
-            return str(node.value)
-        problems.append((path, f"YAML tag {tag} is not supported"))
-        return node.value
+    if isinstance(node, TaggedScalar):  # refused on the node graph (``_check_nodes``)
+        return str(node.value)
     return _scalar(node)
 
 
@@ -79,45 +77,200 @@ def _line_col(text: str, offset: int) -> tuple[int, int]:
     return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
-def _duplicate_keys(text: str) -> list[tuple[int, int, str, str]]:
-    """All duplicate mapping keys (ruamel stops at the first): (line, col, path, message)."""
-    try:
-        root = YAML(typ="rt").compose(text)
-    except YAMLError:
-        return []
-    found: list[tuple[int, int, str, str]] = []
+_CORE_TAGS = frozenset(
+    f"tag:yaml.org,2002:{t}" for t in ("str", "int", "float", "bool", "null", "map", "seq")
+)  # explicit tags that only restate what the plain loader reads anyway
 
-    def walk(node: Any, path: tuple[str, ...]) -> None:
+
+def _tag_shown(node: Any) -> str:
+    ct = node.ctag
+    if ct.handle and ct.suffix is not None:
+        return f"{ct.handle}{ct.suffix}"
+    return str(ct)
+
+
+def _key_part(kn: Any) -> Any:
+    """A path component for a key node, as the constructed key reads (str, int or the text)."""
+    if isinstance(kn, ScalarNode):
+        if str(kn.tag) == "tag:yaml.org,2002:int":
+            try:
+                return int(kn.value.replace("_", ""), 0)
+            except ValueError:
+                return kn.value
+        return kn.value
+    return "?"
+
+
+def _expanded_size(root: Any, cap: int) -> int | None:
+    """Values of the document after alias expansion (as ``_plain`` counts them: every value,
+    plus keys that are collections), at most ``cap + 1``; None when an alias refers to a node
+    it is inside (a recursive document).
+
+    Each distinct node is looked at once (sizes are memoised), so an alias bomb of a few
+    hundred bytes costs a few hundred steps, not 10**N."""
+    size: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        nid = id(node)
+        if children_done:
+            on_path.discard(nid)
+            n = 1 + sum(size[id(c)] for c in _counted(node))
+            size[nid] = min(n, cap + 1)
+            continue
+        if nid in size:
+            continue
+        on_path.add(nid)
+        stack.append((node, True))
+        for c in _counted(node):
+            cid = id(c)
+            if cid in on_path:
+                return None
+            if cid not in size:
+                stack.append((c, False))
+    return size[id(root)]
+
+
+def _counted(node: Any) -> list[Any]:
+    """The child nodes ``_plain`` counts: values, and keys that are not scalars."""
+    if isinstance(node, MappingNode):
+        return [x for k, v in node.value for x in ((v,) if isinstance(k, ScalarNode) else (k, v))]
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    return []
+
+
+class _Checked:
+    """Problems of a composed document found on its node graph, before anything is built."""
+
+    def __init__(self) -> None:
+        self.duplicates: list[tuple[int, int, str, str]] = []  # (line, col, path, message)
+        self.tags: list[tuple[tuple[Any, ...], str, int, int]] = []  # (path, message, line, col)
+
+
+def _check_nodes(root: Any) -> _Checked:
+    """Duplicate keys and explicit tags, each distinct node visited once (aliases are not
+    followed twice: what is inside an anchor is reported once, where it is written)."""
+    out = _Checked()
+    seen: set[int] = set()
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(root, ())]
+    while stack:
+        node, path = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if node.ctag.handle is not None and str(node.tag) not in _CORE_TAGS:
+            m = node.start_mark
+            out.tags.append((path, f"YAML tag {_tag_shown(node)} is not supported (plain "
+                             "mappings, lists and scalars only)", m.line + 1, m.column + 1))  # fmt: skip
+            continue  # nothing inside a refused node is looked at
         if isinstance(node, MappingNode):
             first: dict[tuple[str, str], int] = {}
-            for kn, vn in node.value:
-                if isinstance(kn, ScalarNode) and kn.value != "<<":
-                    ident = (str(getattr(kn.tag, "value", kn.tag)), kn.value)
-                    if ident in first:
-                        found.append(
-                            (
-                                kn.start_mark.line + 1,
-                                kn.start_mark.column + 1,
-                                ".".join(path + (kn.value,)),
-                                f"duplicate key {kn.value!r} (first at line {first[ident]})",
-                            )
-                        )
-                    else:
-                        first[ident] = kn.start_mark.line + 1
-                walk(vn, path + (str(getattr(kn, "value", "?")),))
+            for kn, vn in reversed(node.value):
+                part = _key_part(kn)
+                stack.append((vn, path + (part,)))
+                if not isinstance(kn, ScalarNode):
+                    stack.append((kn, path + (part,)))
+            for kn, _ in node.value:
+                if not isinstance(kn, ScalarNode) or kn.value == "<<":
+                    continue
+                if kn.ctag.handle is not None and str(kn.tag) not in _CORE_TAGS:
+                    m = kn.start_mark
+                    out.tags.append((path + (_key_part(kn),), f"YAML tag {_tag_shown(kn)} is not "
+                                     "supported (plain mappings, lists and scalars only)",
+                                     m.line + 1, m.column + 1))  # fmt: skip
+                ident = (str(kn.tag), kn.value)
+                if ident in first:
+                    out.duplicates.append((
+                        kn.start_mark.line + 1, kn.start_mark.column + 1,
+                        ".".join(str(p) for p in path + (kn.value,)),
+                        f"duplicate key {_show(kn.value)} (first at line {first[ident]})",
+                    ))  # fmt: skip
+                else:
+                    first[ident] = kn.start_mark.line + 1
         elif isinstance(node, SequenceNode):
-            for i, vn in enumerate(node.value):
-                walk(vn, path + (str(i),))
+            for i in range(len(node.value) - 1, -1, -1):
+                stack.append((node.value[i], path + (i,)))
+    out.duplicates.sort()
+    return out
 
-    walk(root, ())
-    return found
+
+class _Doc:
+    """A YAML text parsed once: plain data, positions, and problems found on the way."""
+
+    def __init__(self, raw: Any, pos: _Positions, problems: list[tuple]) -> None:
+        self.raw = raw
+        self.pos = pos
+        self.problems = problems  # (path, message) or (path, message, line, col)
+
+
+def parse_yaml(text: str, filename: str) -> _Doc:
+    """YAML text -> plain data under the caps, or a ScenarioError of ``FILE:LINE:COL`` lines.
+
+    One pass: compose the node graph (no objects built), measure it after alias expansion
+    (``MAX_NODES``) and look for recursion, duplicate keys and explicit tags on it, then
+    build the data. An alias bomb is refused in microseconds, before anything expands."""
+    from gicsim.scenario.errors import ScenarioError
+
+    yaml = YAML(typ="rt")
+    yaml.doc_infos.append(DocInfo(requested_version=version(yaml.version)))
+    yaml.tags = {}
+    constructor, parser = yaml.get_constructor_parser(text)
+    try:
+        try:
+            root = constructor.composer.get_single_node()
+        except YAMLError as e:
+            raise ScenarioError(_yaml_problem(filename, text, e)) from None
+        except RecursionError:
+            raise ScenarioError([f"{filename}:0:0: <yaml>: nested too deeply"]) from None
+        except Exception as e:  # ruamel can raise plain errors on odd input; never a traceback
+            raise ScenarioError([f"{filename}:0:0: <yaml>: cannot parse: {_first_line(e)}"]) from None
+        if root is None:
+            return _Doc(None, _Positions(), [])
+        size = _expanded_size(root, MAX_NODES)
+        where = f"{filename}:{root.start_mark.line + 1}:{root.start_mark.column + 1}"
+        if size is None:
+            raise ScenarioError([f"{where}: <yaml>: an alias refers to a node it is inside "
+                                 "(recursive documents are not supported)"])  # fmt: skip
+        if size > MAX_NODES:
+            raise ScenarioError([f"{where}: <yaml>: more than {MAX_NODES:,} values after alias "
+                                 "expansion (MAX_NODES; aliases expanding?)"])  # fmt: skip
+        checked = _check_nodes(root)
+        if checked.duplicates:
+            raise ScenarioError([f"{filename}:{ln}:{col}: {p}: {msg}"
+                                 for ln, col, p, msg in checked.duplicates])  # fmt: skip
+        try:
+            doc = constructor.construct_document(root)
+        except YAMLError as e:
+            raise ScenarioError(_yaml_problem(filename, text, e)) from None
+        except RecursionError:
+            raise ScenarioError([f"{filename}:0:0: <yaml>: nested too deeply"]) from None
+        except Exception as e:  # noqa: BLE001 - e.g. an int of more than 4300 digits
+            raise ScenarioError([f"{filename}:0:0: <yaml>: cannot parse: {_first_line(e)}"]) from None
+    finally:
+        parser.dispose()
+    pos = _Positions()
+    if isinstance(doc, CommentedMap | CommentedSeq):
+        pos.value[()] = (doc.lc.line + 1, doc.lc.col + 1)
+    else:
+        pos.value[()] = (1, 1)
+    problems: list[tuple] = list(checked.tags)
+    try:
+        raw = _plain(doc, (), pos, problems)
+    except (RecursionError, _TooLarge) as e:
+        msg = "nested too deeply" if isinstance(e, RecursionError) else str(e)
+        raise ScenarioError([f"{filename}:0:0: <yaml>: {msg}"]) from None
+    return _Doc(raw, pos, problems)
+
+
+def _first_line(e: BaseException) -> str:
+    s = str(e).strip()
+    line = s.splitlines()[0] if s else type(e).__name__
+    return line if len(line) <= 200 else line[:200] + "..."
 
 
 def _yaml_problem(filename: str, text: str, e: YAMLError) -> list[str]:
-    if isinstance(e, DuplicateKeyError):
-        dups = _duplicate_keys(text)
-        if dups:
-            return [f"{filename}:{ln}:{col}: {p}: {msg}" for ln, col, p, msg in dups]
     if isinstance(e, MarkedYAMLError):
         mark = e.problem_mark or e.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)

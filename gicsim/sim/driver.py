@@ -8,10 +8,10 @@ from collections.abc import Generator, Iterable
 from typing import TYPE_CHECKING, Any
 
 from gicsim.kvm import commands as C
+from gicsim.kvm.arm_gic_v3 import GICR_CTLR, GICR_PENDBASER
+from gicsim.kvm.its import GITS_CTLR, GITS_CWRITER
 from gicsim.sim.component import Component
 from gicsim.sim.guest import LPI_PROP_DEFAULT_PRIO, GuestItsDriver, QueueFull
-from gicsim.kvm.its import GITS_CTLR, GITS_CWRITER
-from gicsim.kvm.vgic import GICR_CTLR, GICR_PENDBASER
 
 if TYPE_CHECKING:
     from gicsim.sim.simulation import Simulation

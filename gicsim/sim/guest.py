@@ -11,6 +11,7 @@ import copy
 
 from gicsim.kvm import commands as C
 from gicsim.kvm.abi import GIC_LPI_OFFSET, L2_DTES, SZ_64K, encode_l1e
+from gicsim.kvm.arm_gic_v3 import GICR_CTLR, GICR_PENDBASER, GICR_PROPBASER
 from gicsim.kvm.its import (
     GITS_BASER,
     GITS_BASER_INDIRECT,
@@ -22,7 +23,7 @@ from gicsim.kvm.its import (
     VgicIts,
 )
 from gicsim.kvm.memory import GuestMemory
-from gicsim.kvm.vgic import GICR_CTLR, GICR_PENDBASER, GICR_PROPBASER, Vgic
+from gicsim.kvm.vgic_init import Vgic
 
 LPI_PROP_DEFAULT_PRIO = 0xA0
 LPI_PROP_GROUP1 = 1 << 1

@@ -12,10 +12,10 @@ import json
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
-from gicsim.sim import vmm
+from gicsim.judge.state import architectural_state
 from gicsim.kvm.errors import EBUSY, KvmError
 from gicsim.kvm.memory import PAGE_SIZE
-from gicsim.judge.state import architectural_state
+from gicsim.sim import vmm
 from gicsim.sim.vm import VIRT_GIC_ITS, VirtualMachine
 
 if TYPE_CHECKING:
@@ -66,6 +66,10 @@ class MigrationController:
         self.stream_regs: dict[str, Any] | None = None
         self.restored: set[str] = set()
         self.step = ""
+        #: ``len(errors)`` when the guest resumed on the destination: errors after that come
+        #: from destination steps listed after ``resume``, run on the running destination
+        #: (the guest cannot go back), and make the status ``completed_with_errors``
+        self.errors_at_resume: int | None = None
         t = sim.timing
         pc = cfg.precopy
         self.bw = (pc.bandwidth_mib_s or t.precopy_bandwidth_mib_s) * (1 << 20) / 1e9  # B/ns
@@ -167,9 +171,11 @@ class MigrationController:
                     if sim.current_vm is not dst:
                         raise
                     # the guest already runs on the destination: nothing to roll back to;
-                    # the failed call stays in the errors list and the next step runs
+                    # the failed call stays in the errors list, the status becomes
+                    # ``completed_with_errors`` and the next step runs
                     self.rec("step", dst.side, f"{s.step}:end")
                     self.phases.setdefault(s.step, {"start_ns": int(self.env.now), "end_ns": int(self.env.now)})
+                    self.sim.notify_step(self, s.step, dst)
         except Stop as s:
             self.status = s.status
             self.rec("migration", src.side, f"{s.status}:{s.errno}:{s.step}")
@@ -181,10 +187,11 @@ class MigrationController:
             self.downtime_ns = int(self.env.now) - stop_t
             self.phase("downtime", stop_t)
             return
-        self.status = "completed"
+        late = self.errors_at_resume is not None and len(self.errors) > self.errors_at_resume
+        self.status = "completed_with_errors" if late else "completed"
         self.downtime_ns = int(self.env.now) - stop_t
         self.phase("downtime", stop_t)
-        self.rec("migration", dst.side, "completed")
+        self.rec("migration", dst.side, self.status)
 
     # ------------------------------------------------------------------ precopy ----
     def precopy(self, src: VirtualMachine, dst: VirtualMachine) -> Generator[Any, Any, None]:
@@ -305,6 +312,7 @@ class MigrationController:
         elif step == "resume":
             self.rec("state", dst.side, "resume:" + json.dumps(architectural_state(dst.vgic)))
             yield from self.resume_on(dst)
+            self.errors_at_resume = len(self.errors)
         self.phase(step, start)
         self.rec("step", dst.side, f"{step}:end")
         self.sim.notify_step(self, step, dst)

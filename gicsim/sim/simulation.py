@@ -16,13 +16,13 @@ import pandas as pd
 import simpy
 
 from gicsim.judge import oracles
+from gicsim.judge.trace import Record, Trace, records_to_frame
+from gicsim.kvm.releases import KernelProfile
+from gicsim.scenario import Scenario, load_scenario, scenario_from_dict
 from gicsim.sim.component import Component
 from gicsim.sim.devices import Fabric, MsiSource
 from gicsim.sim.driver import GuestDriver
-from gicsim.kvm.releases import KernelProfile
 from gicsim.sim.migration import MigrationController
-from gicsim.scenario import Scenario, load_scenario, scenario_from_dict
-from gicsim.judge.trace import Record, Trace, records_to_frame
 from gicsim.sim.vcpu import Vcpu
 from gicsim.sim.vm import VIRT_GIC_ITS, VirtualMachine
 from gicsim.sim.vmm import its_init

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 import simpy
 
-from gicsim.sim.component import Component
 from gicsim.kvm.its import (
     MSI_ACCEPTED,
     MSI_ITS_DISABLED,
@@ -18,7 +17,8 @@ from gicsim.kvm.its import (
 )
 from gicsim.kvm.kvm_device import GicV3Device, ItsDevice
 from gicsim.kvm.memory import GuestMemory
-from gicsim.kvm.vgic import Vgic
+from gicsim.kvm.vgic_init import Vgic
+from gicsim.sim.component import Component
 
 if TYPE_CHECKING:
     from gicsim.kvm.commands import ItsCmd

@@ -7,6 +7,7 @@ them as steps, in whatever order a scenario asks, so ordering hazards emerge fro
 
 from __future__ import annotations
 
+from gicsim.kvm.arm_gic_v3 import GICR_CTLR, GICR_PENDBASER, GICR_PROPBASER
 from gicsim.kvm.its import GITS_BASER, GITS_CBASER, GITS_CREADR, GITS_CTLR, GITS_CWRITER, GITS_IIDR
 from gicsim.kvm.kvm_device import (
     KVM_DEV_ARM_ITS_RESTORE_TABLES,
@@ -22,7 +23,6 @@ from gicsim.kvm.kvm_device import (
     ItsDevice,
     redist_attr,
 )
-from gicsim.kvm.vgic import GICR_CTLR, GICR_PENDBASER, GICR_PROPBASER
 
 #: ITS registers QEMU saves in pre_save (name -> offset)
 ITS_REGS = {
