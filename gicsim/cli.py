@@ -1,11 +1,22 @@
-"""``gicsim`` command line: run and validate scenarios."""
+"""``gicsim`` command line: run and validate scenarios.
+
+Every command runs inside one error boundary (:class:`Boundary`, the group's ``main``): input
+errors (a bad scenario, run directory, sweep file or output location; a click usage error)
+are one line each and exit 2; environment errors (``OSError``: ENOSPC, EROFS, EACCES, ...)
+and internal errors are one line and exit 3; SIGINT/SIGTERM stop with one line and exit
+128 + the signal. Never a traceback, unless ``GICSIM_DEBUG=1`` asks for one (printed before
+the line). Exit 1 means "a scenario's expect failed" (``tables``: the step did not run).
+Commands added later to ``main`` (``@main.command()``, ``main.add_command``) get the same
+boundary: it wraps the group, not each command."""
 
 from __future__ import annotations
 
 import contextlib
-import json
+import errno
+import os
 import signal
 import sys
+import traceback
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,11 +27,12 @@ import click
 from gicsim.scenario import Scenario, ScenarioError, load_scenario, resolved_dict
 
 
-class Interrupted(BaseException):
+class Interrupted(KeyboardInterrupt):
     """SIGINT or SIGTERM arrived; ``signum`` gives the exit status 128 + signum.
 
-    A BaseException, like KeyboardInterrupt, so no ``except Exception`` on the way (the
-    YAML loader's, a simulation's) can mistake it for an error of its own."""
+    A KeyboardInterrupt, so a BaseException: no ``except Exception`` on the way (the YAML
+    loader's, a simulation's) can mistake it for an error of its own, and code that already
+    stops cleanly on Ctrl-C (``except KeyboardInterrupt``) stops the same way on SIGTERM."""
 
     def __init__(self, name: str = "SIGINT") -> None:
         super().__init__(name)
@@ -29,10 +41,19 @@ class Interrupted(BaseException):
 
 _critical_depth = 0
 _pending: list[str] = []
+_handler_pid: int | None = None
 
 
 def _on_signal(signum: int, frame: Any) -> None:
     """Raise :class:`Interrupted` now, or once the current critical section ends."""
+    if _handler_pid is not None and os.getpid() != _handler_pid:
+        # a forked worker inherited the handler: behave as if it had never been installed
+        if signum == signal.SIGINT:
+            signal.signal(signum, signal.default_int_handler)
+            raise KeyboardInterrupt
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
     name = signal.Signals(signum).name
     if _critical_depth:
         _pending.append(name)
@@ -58,19 +79,135 @@ def _critical() -> Iterator[None]:
 @contextlib.contextmanager
 def _interruptible() -> Iterator[None]:
     """SIGINT and SIGTERM raise :class:`Interrupted`; the old handlers come back after."""
+    global _handler_pid
+    outer = _handler_pid
+    _handler_pid = os.getpid()
     old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+        _handler_pid = outer
 
 
-def _interrupted(e: BaseException) -> typing.NoReturn:
-    sig = e.signum if isinstance(e, Interrupted) else int(signal.SIGINT)
-    name = signal.Signals(sig).name
-    click.echo(f"gicsim: interrupted by {name}; stopped, no partial results were written", err=True)
-    sys.exit(128 + sig)
+# ========================================================================= error boundary ====
+LINE_LIMIT = 500  # characters of one error line (the values inside are cut shorter already)
+
+
+def _printable(s: Any, limit: int | None = 60) -> str:
+    from gicsim.present.output import printable
+
+    return printable(s, limit)
+
+
+def _input_lines(e: BaseException) -> list[str] | None:
+    """The lines of an input error, None when ``e`` is not one: ScenarioError, RunInputError,
+    OutputError, SweepError, or any exception whose class sets ``gicsim_input_error = True``
+    (its ``lines`` or ``problems``, else its text)."""
+    if isinstance(e, ScenarioError):
+        return list(e.problems)
+    known = (("gicsim.present.rundata", "RunInputError"), ("gicsim.present.output", "OutputError"),
+             ("gicsim.sweep", "SweepError"))  # fmt: skip
+    if not getattr(e, "gicsim_input_error", False) and not any(
+        isinstance(c, type) and isinstance(e, c)
+        for c in (getattr(sys.modules.get(m), n, None) for m, n in known)
+    ):
+        return None
+    lines = getattr(e, "lines", None) or getattr(e, "problems", None) or [str(e) or type(e).__name__]
+    return [str(x) for x in lines]
+
+
+def _os_error(e: OSError) -> str:
+    what = e.strerror or str(e) or type(e).__name__
+    code = errno.errorcode.get(e.errno or 0)
+    msg = f"gicsim: {what}" + (f" ({code})" if code else "")
+    if e.filename is not None:
+        msg += f": {_printable(os.fsdecode(e.filename), 200)}"
+    return msg
+
+
+def error_lines(e: BaseException) -> tuple[list[str], int]:
+    """What the boundary prints for ``e`` (one line per problem) and the exit status."""
+    if isinstance(e, click.Abort) and isinstance(e.__context__, KeyboardInterrupt):
+        e = e.__context__
+    if isinstance(e, KeyboardInterrupt):
+        sig = e.signum if isinstance(e, Interrupted) else int(signal.SIGINT)
+        name = signal.Signals(sig).name
+        return [f"gicsim: interrupted by {name}; stopped, no partial results were written"], 128 + sig
+    if isinstance(e, click.Abort):
+        return ["gicsim: aborted"], 2
+    if isinstance(e, click.UsageError):
+        where = e.ctx.command_path if e.ctx is not None else "gicsim"
+        return [f"{where}: {e.format_message()} (see '{where} --help')"], 2
+    if isinstance(e, click.ClickException):
+        return [f"gicsim: {e.format_message()}"], 2
+    lines = _input_lines(e)
+    if lines is not None:
+        return lines, 2
+    if isinstance(e, OSError):
+        return [_os_error(e)], 3
+    if isinstance(e, MemoryError):
+        return ["gicsim: out of memory"], 3
+    return [f"gicsim: internal error ({type(e).__name__}: {_printable(e, 200)}); "
+            "please report it with the input files"], 3  # fmt: skip
+
+
+def _debug() -> bool:
+    return os.environ.get("GICSIM_DEBUG", "") not in ("", "0")
+
+
+class Boundary(click.Group):
+    """The ``gicsim`` group: one error boundary around the parsing and every command."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as e:  # past click's own handling (a blank line, then Abort)
+            raise _Carried(e) from None
+
+    def main(
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        try:
+            with _interruptible():
+                rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            code = rv if isinstance(rv, int) else 0
+        except SystemExit:
+            raise
+        except _Carried as c:
+            code = self._report(c.exc)
+        except click.exceptions.NoArgsIsHelpError as e:  # plain `gicsim`: the help, as click does
+            e.show()
+            code = e.exit_code
+        except BaseException as e:  # noqa: BLE001 - the boundary: no traceback gets past it
+            code = self._report(e)
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+    @staticmethod
+    def _report(e: BaseException) -> int:
+        if _debug():
+            traceback.print_exception(e, file=sys.stderr)
+        lines, code = error_lines(e)
+        for ln in lines:
+            with contextlib.suppress(OSError, ValueError):
+                click.echo(_printable(ln, LINE_LIMIT), err=True)
+        return code
+
+
+class _Carried(BaseException):
+    """A KeyboardInterrupt on its way from a command to the boundary, unseen by click."""
+
+    def __init__(self, exc: KeyboardInterrupt) -> None:
+        super().__init__()
+        self.exc = exc
 
 
 def _load_all(files: tuple[str, ...]) -> list[Scenario]:
@@ -83,13 +220,17 @@ def _load_all(files: tuple[str, ...]) -> list[Scenario]:
         except ScenarioError as e:
             problems.extend(e.problems)
     if problems:
-        for p in problems:
-            click.echo(p, err=True)
-        sys.exit(2)
+        raise ScenarioError(problems)
     return out
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _input_error(lines: list[str]) -> typing.NoReturn:
+    from gicsim.present.output import OutputError
+
+    raise OutputError(lines)
+
+
+@click.group(cls=Boundary, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="gicsim")
 def main() -> None:
     """gicsim: co-simulate the KVM arm64 vGICv3 ITS and its save/restore during live
@@ -122,46 +263,91 @@ def run(files: tuple[str, ...], outdir: str, summary_path: str | None, quiet: bo
     OUTPUT/<name>/, atomically (with --report also report.html and the plots; with
     --perfetto also trace.perfetto.json).
     """
-    from gicsim.present.output import AtomicDir, dump_yaml, write_json_atomic
+    from gicsim.present.output import (
+        AtomicDir,
+        atomic_file,
+        dump_yaml,
+        write_json_atomic,
+        write_text_atomic,
+    )
     from gicsim.present.report import write_markdown
     from gicsim.sim.simulation import run as run_scenario
 
+    scenarios = _load_all(files)
+    out = Path(outdir)
+    _check_run_targets(out, scenarios, files)
     summaries = []
     failed = False
-    try:
-        with _interruptible():
-            scenarios = _load_all(files)
-            for sc in scenarios:
-                res = run_scenario(sc)
-                s = res.summary
-                summaries.append(s)
-                with _critical(), AtomicDir(Path(outdir) / sc.name) as tmp:
-                    (tmp / "resolved.yaml").write_text(dump_yaml(resolved_dict(sc)))
-                    (tmp / "summary.json").write_text(json.dumps(s, indent=2, default=str) + "\n")
-                    res.trace.to_parquet(tmp / "trace.parquet", index=False)
-                    if full_report or perfetto:
-                        _extra_outputs(res, tmp, full_report, perfetto)
-                    if not full_report:
-                        write_markdown(res, tmp / "report.md")
-                _print_verdict(s, quiet)
-                failed |= not s["expect"]["passed"]
-            if summary_path:
-                with _critical():
-                    write_json_atomic(Path(summary_path), summaries[0] if len(summaries) == 1 else summaries)
-    except (KeyboardInterrupt, Interrupted) as e:
-        _interrupted(e)
-    except OSError as e:
-        click.echo(f"gicsim: cannot write results: {e}", err=True)
-        sys.exit(3)
-    except Exception as e:  # noqa: BLE001 - a model bug must not end in a traceback
-        click.echo(f"gicsim: internal error ({type(e).__name__}: {e}); no results were written "
-                   "for this scenario; please report it with the scenario file", err=True)  # fmt: skip
-        sys.exit(3)
+    for sc in scenarios:
+        res = run_scenario(sc)
+        s = res.summary
+        summaries.append(s)
+        with _critical(), AtomicDir(out / sc.name, check=_replaceable) as tmp:
+            write_text_atomic(tmp / "resolved.yaml", dump_yaml(resolved_dict(sc)))
+            write_json_atomic(tmp / "summary.json", s)
+            with atomic_file(tmp / "trace.parquet") as f:
+                res.trace.to_parquet(f, index=False)
+            if full_report or perfetto:
+                _extra_outputs(res, tmp, full_report, perfetto)
+            if not full_report:
+                write_markdown(res, tmp / "report.md")
+        _print_verdict(s, quiet)
+        failed |= not s["expect"]["passed"]
+    if summary_path:
+        with _critical():
+            write_json_atomic(Path(summary_path), summaries[0] if len(summaries) == 1 else summaries)
     sys.exit(1 if failed else 0)
+
+
+def _run_dir_problem(d: Path) -> str | None:
+    """Why ``gicsim run`` may not replace ``d`` (None: it may). A symlink is replaced (the
+    link itself: what it points to is never written or removed); a directory only when it
+    holds nothing but files gicsim writes in a run directory."""
+    from gicsim.present.output import MANIFEST, is_temp_name
+    from gicsim.present.report import RUN_DIR_FILES
+
+    if d.is_symlink() or not d.exists():
+        return None
+    where = _printable(d, 200)
+    if not d.is_dir():
+        return f"{where}: exists and is not a directory; move it away or choose another -o"
+    names = {n for n in os.listdir(d) if not is_temp_name(n)}
+    foreign = sorted(names - RUN_DIR_FILES - {MANIFEST})
+    if foreign:
+        some = ", ".join(_printable(n) for n in foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        return (f"{where}: exists and is not a gicsim run directory (it holds {some}); "
+                "move it away or choose another -o")  # fmt: skip
+    return None
+
+
+def _replaceable(d: Path) -> None:
+    problem = _run_dir_problem(d)
+    if problem:
+        _input_error([problem])
+
+
+def _check_run_targets(out: Path, scenarios: list[Scenario], files: tuple[str, ...]) -> None:
+    """Before anything runs: no two scenarios with one name (one would overwrite the other's
+    results), and nothing at OUTPUT/<name> that a run may not replace."""
+    problems: list[str] = []
+    first: dict[str, str] = {}
+    for sc, f in zip(scenarios, files, strict=True):
+        if sc.name in first:
+            problems.append(f"{_printable(f, 200)}: scenario name {sc.name!r} is also the name of "
+                            f"{_printable(first[sc.name], 200)}; both would write OUTPUT/{sc.name}/, "
+                            "give them different names")  # fmt: skip
+            continue
+        first[sc.name] = f
+        p = _run_dir_problem(out / sc.name)
+        if p:
+            problems.append(p)
+    if problems:
+        _input_error(problems)
 
 
 def _extra_outputs(res: Any, tmp: Path, full_report: bool, perfetto: bool) -> None:
     from gicsim.present import report as rep
+    from gicsim.present.output import write_bytes_atomic
     from gicsim.present.rundata import from_result
 
     run_data = from_result(res)
@@ -171,20 +357,16 @@ def _extra_outputs(res: Any, tmp: Path, full_report: bool, perfetto: bool) -> No
 
         files["trace.perfetto.json"] = pf.to_json(run_data).encode()
     for name, data in files.items():
-        (tmp / name).write_bytes(data)
-
-
-def _input_error(lines: list[str]) -> None:
-    for ln in lines:
-        click.echo(ln, err=True)
-    sys.exit(2)
+        write_bytes_atomic(tmp / name, data)
 
 
 @main.command("report")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @click.option("-o", "--output", "outdir", type=click.Path(), default=None,
-              help="Where to write. One input: default beside the run (a RUN_DIR) or reports/<name>/ "
-                   "(a scenario, run first). Several inputs: a comparison, default reports/compare/.")  # fmt: skip
+              help="Where to write (into the directory: files gicsim did not write there are never "
+                   "touched, and a non-empty directory that is not a gicsim report is refused). One "
+                   "input: default beside the run (a RUN_DIR) or reports/<name>/ (a scenario, run "
+                   "first). Several inputs: a comparison, default reports/compare/.")  # fmt: skip
 @click.option("--perfetto", is_flag=True, help="Also write trace.perfetto.json (open in ui.perfetto.dev).")
 def report_cmd(inputs: tuple[str, ...], outdir: str | None, perfetto: bool) -> None:
     """Timing report of RUN_DIR_OR_SCENARIO... in Markdown and self-contained HTML with plots.
@@ -193,18 +375,10 @@ def report_cmd(inputs: tuple[str, ...], outdir: str | None, perfetto: bool) -> N
     scenario file is run first. Several inputs give one comparison report, side by side.
     """
     from gicsim.present.report import report_command
-    from gicsim.present.rundata import RunInputError
 
-    signal.signal(signal.SIGTERM, _on_signal)
-    try:
-        written = report_command(inputs, outdir, perfetto)
-    except RunInputError as e:
-        _input_error(e.lines)
-    except (KeyboardInterrupt, Interrupted) as e:
-        click.echo(f"gicsim: interrupted ({e or 'SIGINT'}); no partial results were written", err=True)
-        sys.exit(130)
+    written = report_command(inputs, outdir, perfetto, guard=_critical)
     for d in written:
-        click.echo(f"report: {d / 'report.html'} (and report.md)")
+        click.echo(f"report: {_printable(d / 'report.html', None)} (and report.md)")
 
 
 @main.command("explain")
@@ -213,12 +387,10 @@ def explain_cmd(file: str) -> None:
     """Narrate a run (scenario FILE, run now, or a RUN_DIR): every migration step, every KVM
     call's result and why, and the causal chain of each lost, spurious or misrouted LPI."""
     from gicsim.present import explain, rundata
+    from gicsim.present.output import terminal_safe
 
-    try:
-        run_data = rundata.load(file)
-    except rundata.RunInputError as e:
-        _input_error(e.lines)
-    click.echo(explain.explain(run_data), nl=False)
+    run_data = rundata.load(file)
+    click.echo(terminal_safe(explain.explain(run_data)), nl=False)
 
 
 def _step_names() -> tuple[str, ...]:
@@ -240,30 +412,18 @@ def tables_cmd(file: str, step: str, side: str | None, migration: int, limit: in
     """Hex dump of the DTE/ITE/CTE tables and pending tables in guest memory at the end of a
     migration STEP, each entry decoded (FILE: a scenario, or a RUN_DIR's resolved.yaml)."""
     from gicsim.present import tables
-    from gicsim.present.rundata import RunInputError
-    from gicsim.scenario import ScenarioError, load_scenario, scenario_from_dict
+    from gicsim.present.output import terminal_safe
 
     names = _step_names()
     if step not in names:
-        _input_error([f"--at: unknown step {step!r}; valid steps: {', '.join(names)}"])
-    p = Path(file)
-    try:
-        if p.is_dir():
-            from gicsim.present.rundata import read_run_dir
-
-            sc = scenario_from_dict(read_run_dir(p).resolved, filename=f"{p}/resolved.yaml")
-        else:
-            sc = load_scenario(p)
-    except ScenarioError as e:
-        _input_error(list(e.problems))
-    except RunInputError as e:
-        _input_error(e.lines)
+        _input_error([f"--at: unknown step {_printable(repr(step))}; valid steps: {', '.join(names)}"])
+    sc = tables.load_input(file)  # a RUN_DIR: resolved.yaml only, never the trace
     try:
         snap = tables.capture(sc, step, side, migration, limit)
     except tables.TablesError as e:
-        click.echo(str(e), err=True)
+        click.echo(_printable(e, LINE_LIMIT), err=True)
         sys.exit(1)
-    click.echo(tables.render(snap), nl=False)
+    click.echo(terminal_safe(tables.render(snap)), nl=False)
 
 
 def _print_verdict(s: dict[str, Any], quiet: bool) -> None:
@@ -283,8 +443,10 @@ def _print_verdict(s: dict[str, Any], quiet: bool) -> None:
 
 
 def _register_optional() -> None:
-    """Commands that live in their own modules (each adds itself to ``main``)."""
-    from gicsim import sweep  # noqa: F401
+    """Commands that live in their own modules (they do not import this one)."""
+    from gicsim.sweep import sweep as sweep_command
+
+    main.add_command(sweep_command)
 
 
 _register_optional()

@@ -4,7 +4,7 @@ A sweep file names a base scenario and overrides by key path (``migration.source
 stragglers.0.exit_us``), as a ``grid`` (cartesian product) and/or a random ``sample``. Each
 run is seeded from the sweep seed with ``numpy.random.SeedSequence.spawn`` unless the
 overrides set ``seed`` themselves (``seed: 0-99`` sweeps seeds). Runs go to local worker
-processes (``concurrent.futures``) or to a Dask cluster (``Client.get_executor()``).
+processes (``-j N``) or to a Dask cluster (``--dask ADDRESS``).
 
 Every finished run is stored under a key of its resolved scenario
 (``OUT/runs/<key>.json``, written atomically), so re-running a sweep only runs what is
@@ -21,350 +21,186 @@ Example::
       migration.source.stragglers.0.exit_us: [50, 150, 300, 600]
       migration.source.on_ebusy: [abort, continue, {retry: 5, backoff_us: 100}]
     report: {x: migration.source.stragglers.0.exit_us, y: lost, group: migration.source.on_ebusy}
+
+The implementation is in ``gicsim.sweeps`` (``spec``: the sweep file; ``runner``: running);
+this module is the command (``gicsim.cli`` adds it to ``gicsim``) and re-exports the API.
 """
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import itertools
-import json
-import random
+import signal
 import sys
-from collections.abc import Iterable
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
+import typing
 from pathlib import Path
-from typing import Any
 
-import attrs
 import click
-import numpy as np
 
-from gicsim.cli import main
-from gicsim.present.output import write_json_atomic, write_text_atomic
-from gicsim.scenario import (
-    ScenarioError,
-    load_scenario,
-    parse_range,
-    resolved_dict,
-    scenario_from_dict,
+from gicsim.sweeps import (
+    MAX_JOBS,
+    METRICS,
+    Run,
+    RunFailed,
+    Sweep,
+    SweepError,
+    SweepInterrupted,
+    comparison,
+    execute,
+    finish,
+    flat_row,
+    load_sweep,
+    run_one,
+    scenario_key,
+    set_path,
 )
 
-SWEEP_KEYS = {"name", "description", "base", "seed", "repeat", "grid", "sample", "report"}
-METRICS = ("status", "lost", "spurious", "misrouted", "ebusy", "accepted", "delivered",
-           "downtime_ns", "latency_p50_ns", "latency_p99_ns", "state_match", "expect_passed",
-           "events", "wall_s")  # fmt: skip
+__all__ = ["METRICS", "Run", "Sweep", "SweepError", "comparison", "execute", "finish", "flat_row",
+           "load_sweep", "run_one", "scenario_key", "set_path", "sweep"]  # fmt: skip
+
+MAX_DASK_TIMEOUT_S = 600.0
 
 
-class SweepError(Exception):
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
+def _fail(code: int, *lines: str) -> typing.NoReturn:
+    for ln in lines:
+        click.echo(ln, err=True)
+    sys.exit(code)
 
 
-@attrs.define
-class Run:
-    index: int
-    overrides: dict[str, Any]
-    scenario: dict[str, Any]  # resolved, in YAML units
-    key: str
-
-
-@attrs.define
-class Sweep:
-    name: str
-    path: Path
-    runs: list[Run]
-    report: dict[str, str]
-
-
-# ----------------------------------------------------------------------- loading ----
-def _loc(node: Any, key: Any) -> tuple[int, int]:
-    try:
-        line, col = node.lc.key(key) if isinstance(key, str) else node.lc.item(key)
-        return line + 1, col + 1
-    except Exception:  # noqa: BLE001 - positions are best effort
-        return 0, 0
-
-
-def set_path(d: dict[str, Any], path: str, value: Any) -> None:
-    """Set ``a.b.0.c`` in a resolved scenario dict; ``migration.x`` means the first
-    migration when ``migration`` is a list."""
-    node: Any = d
-    parts = path.split(".")
-    for i, p in enumerate(parts):
-        last = i == len(parts) - 1
-        if isinstance(node, list):
-            if not p.isdigit():
-                node = node[0]
-            else:
-                idx = int(p)
-                if last:
-                    node[idx] = value
-                    return
-                node = node[idx]
-                continue
-        if last:
-            node[p] = value
-            return
-        if p not in node or node[p] is None:
-            node[p] = {}
-        node = node[p]
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {str(k): _plain(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_plain(x) for x in v]
-    return v
-
-
-def scenario_key(d: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:20]
-
-
-def _sample_value(spec: Any, rng: random.Random) -> Any:
-    if isinstance(spec, dict) and len(spec) == 1:
-        (kind, arg), = spec.items()
-        if kind == "uniform":
-            return round(rng.uniform(float(arg[0]), float(arg[1])), 3)
-        if kind == "int_uniform":
-            return rng.randint(int(arg[0]), int(arg[1]))
-        if kind == "choice":
-            return rng.choice(list(arg))
-    raise ValueError("a sample parameter is {uniform: [a, b]}, {int_uniform: [a, b]} or {choice: [...]}")
-
-
-def load_sweep(path: str | Path) -> Sweep:
-    from ruamel.yaml import YAML
-
-    path = Path(path)
-    where = str(path)
-    try:
-        doc = YAML(typ="rt").load(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise SweepError([f"{where}:0:0: <file>: {e.strerror or e}"]) from None
-    except UnicodeDecodeError:
-        raise SweepError([f"{where}:0:0: <file>: not UTF-8 text"]) from None
-    except Exception as e:  # noqa: BLE001 - ruamel's YAML errors
-        mark = getattr(e, "problem_mark", None)
-        line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
-        raise SweepError([f"{where}:{line}:{col}: <yaml>: {getattr(e, 'problem', e)}"]) from None
-    if not isinstance(doc, dict):
-        raise SweepError([f"{where}:1:1: <root>: a sweep file is a mapping"])
-    problems = [f"{where}:{_loc(doc, k)[0]}:{_loc(doc, k)[1]}: {k}: unknown key; valid keys: "
-                f"{', '.join(sorted(SWEEP_KEYS))}" for k in doc if k not in SWEEP_KEYS]  # fmt: skip
-    if "base" not in doc:
-        problems.append(f"{where}:1:1: base: missing (the base scenario file)")
-    if problems:
-        raise SweepError(problems)
-    base_path = (path.parent / str(doc["base"])).resolve()
-    try:
-        base = resolved_dict(load_scenario(base_path))
-    except ScenarioError as e:
-        raise SweepError(e.problems) from None
-    seed = int(doc.get("seed", 0))
-    repeat = int(doc.get("repeat", 1))
-    points: list[dict[str, Any]] = []
-    grid = doc.get("grid") or {}
-    keys = list(grid)
-    values = []
-    for k in keys:
-        v = grid[k]
-        if k == "seed" and not isinstance(v, list):
-            v = list(parse_range(v))
-        if not isinstance(v, list):
-            line, col = _loc(grid, k)
-            raise SweepError([f"{where}:{line}:{col}: grid.{k}: a list of values to try"])
-        values.append([_plain(x) for x in v])
-    for combo in itertools.product(*values) if keys else [()]:
-        points.append(dict(zip(keys, combo, strict=True)))
-    sample = doc.get("sample")
-    if sample:
-        rng = random.Random(seed)
-        params = dict(sample.get("params") or {})
-        out = []
-        for p in points:
-            for _ in range(int(sample.get("n", 1))):
-                q = dict(p)
-                for k, spec in params.items():
-                    try:
-                        q[k] = _sample_value(_plain(spec), rng)
-                    except ValueError as e:
-                        line, col = _loc(params, k)
-                        raise SweepError([f"{where}:{line}:{col}: sample.params.{k}: {e}"]) from None
-                out.append(q)
-        points = out
-    points = [dict(p) for p in points for _ in range(repeat)]
-    children = np.random.SeedSequence(seed).spawn(len(points))
-    runs = []
-    problems = []
-    for i, p in enumerate(points):
-        d = copy.deepcopy(base)
-        if "seed" not in p:
-            d["seed"] = int(children[i].generate_state(1)[0] % (2**31))
-        for k, v in p.items():
-            set_path(d, k, v)
-        d["name"] = f"{base['name']}-{i:04d}"
-        try:
-            d = resolved_dict(scenario_from_dict(d, filename=f"{where} (run {i})"))
-        except ScenarioError as e:
-            problems.extend(e.problems)
-            continue
-        key_src = {k: v for k, v in d.items() if k != "name"}
-        runs.append(Run(i, p, d, scenario_key(key_src)))
-    if problems:
-        raise SweepError(problems[:20])
-    rep = {k: str(v) for k, v in (doc.get("report") or {}).items()}
-    return Sweep(str(doc.get("name") or path.stem), path, runs, rep)
-
-
-# ----------------------------------------------------------------------- running ----
-def run_one(scenario: dict[str, Any]) -> dict[str, Any]:
-    """Worker entry point (picklable): run one resolved scenario, return its summary."""
-    from gicsim.judge.trace import digest
-    from gicsim.sim.simulation import run
-
-    res = run(scenario)
-    return {**res.summary, "trace_digest": digest(res.records)}
-
-
-def flat_row(run: Run, summary: dict[str, Any]) -> dict[str, Any]:
-    lp = summary["lpis"]
-    m = summary["migrations"][0] if summary["migrations"] else {}
-    row: dict[str, Any] = {"run": run.index, "key": run.key, "seed": summary["seed"]}
-    for k, v in run.overrides.items():
-        row[k] = json.dumps(v) if isinstance(v, dict | list) else v
-    row.update(
-        status=m.get("status", "none"),
-        lost=lp["lost"],
-        spurious=lp["spurious"],
-        misrouted=lp["misrouted"],
-        ebusy=sum(x["ebusy"] for x in summary["migrations"]),
-        accepted=lp["accepted"],
-        delivered=lp["delivered"],
-        downtime_ns=m.get("downtime_ns"),
-        latency_p50_ns=lp["latency_ns"]["p50"],
-        latency_p99_ns=lp["latency_ns"]["p99"],
-        state_match=summary["state_match"],
-        expect_passed=summary["expect"]["passed"],
-        events=summary["events"],
-        wall_s=summary["wall_s"],
-        trace_digest=summary.get("trace_digest"),
-    )
-    for reason, n in lp["dropped"].items():
-        row[f"dropped_{reason}"] = n
-    return row
-
-
-def make_executor(jobs: int, dask_address: str | None) -> tuple[Executor | None, Any]:
-    if dask_address:
-        from dask.distributed import Client
-
-        client = Client(dask_address)
-        return client.get_executor(), client
-    if jobs > 1:
-        return ProcessPoolExecutor(max_workers=jobs), None
-    return None, None
-
-
-def execute(
-    sweep: Sweep,
-    outdir: Path,
-    executor: Executor | None = None,
-    progress: bool = True,
-) -> tuple[list[dict[str, Any]], int]:
-    """Run what is missing; returns (rows of every run, how many ran now)."""
-    from tqdm import tqdm
-
-    runs_dir = outdir / "runs"
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    todo = [r for r in sweep.runs if not (runs_dir / f"{r.key}.json").exists()]
-    bar = tqdm(total=len(sweep.runs), initial=len(sweep.runs) - len(todo), unit="run",
-               disable=not progress, file=sys.stderr)  # fmt: skip
-
-    def store(run: Run, summary: dict[str, Any]) -> None:
-        write_json_atomic(runs_dir / f"{run.key}.json",
-                          {"overrides": run.overrides, "summary": summary})  # fmt: skip
-        bar.update(1)
-
-    if executor is None:
-        for r in todo:
-            store(r, run_one(r.scenario))
-    else:
-        futs: dict[Future[Any], Run] = {executor.submit(run_one, r.scenario): r for r in todo}
-        for f in as_completed(futs):
-            store(futs[f], f.result())
-    bar.close()
-    rows = []
-    for r in sweep.runs:
-        saved = json.loads((runs_dir / f"{r.key}.json").read_text())
-        rows.append(flat_row(r, saved["summary"]))
-    return rows, len(todo)
-
-
-def comparison(rows: Iterable[dict[str, Any]], report: dict[str, str]) -> str:
-    import pandas as pd
-
-    df = pd.DataFrame(list(rows))
-    out = [f"# Sweep: {len(df)} runs", ""]
-    y = report.get("y", "lost")
-    x = report.get("x")
-    g = report.get("group")
-    if x and x in df and y in df:
-        cols = g if g and g in df else None
-        table = df.pivot_table(index=x, columns=cols, values=y, aggfunc="mean")
-        out += [f"Mean `{y}` by `{x}`" + (f" and `{g}`" if cols else "") + ":", "", table.to_markdown(), ""]
-    counts = df.groupby("status").size().to_dict()
-    out += ["Migration outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), ""]
-    shown = [c for c in df.columns if c not in ("key",)]
-    out += ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
-    for _, r in df.iterrows():
-        out.append("| " + " | ".join(str(r[c]) for c in shown) + " |")
-    return "\n".join(out) + "\n"
-
-
-def finish(rows: list[dict[str, Any]], outdir: Path, report: dict[str, str]) -> None:
-    import pandas as pd
-
-    df = pd.DataFrame(rows)
-    tmp = outdir / ".summaries.parquet.tmp"
-    df.to_parquet(tmp, index=False)
-    tmp.replace(outdir / "summaries.parquet")
-    write_text_atomic(outdir / "report.md", comparison(rows, report))
-
-
-@main.command()
+@click.command("sweep")
 @click.argument("sweep_file", type=click.Path(dir_okay=True))
-@click.option("-j", "--jobs", type=int, default=1, show_default=True, help="Local worker processes.")
-@click.option("--dask", "dask_address", default=None, help="Run on a Dask cluster (scheduler address).")
+@click.option("-j", "--jobs", type=int, default=1, show_default=True,
+              help=f"Local worker processes, 1..{MAX_JOBS} (4 per CPU, at most 256).")  # fmt: skip
+@click.option("--dask", "dask_address", default=None, metavar="ADDRESS",
+              help="Run on a Dask cluster: [tcp://|tls://]HOST[:PORT] of its scheduler (port 8786 "
+                   "by default). Trusted clusters only: see below.")  # fmt: skip
+@click.option("--dask-timeout", type=float, default=5.0, show_default=True, metavar="SECONDS",
+              help="How long to try to reach the scheduler and wait for a first worker.")  # fmt: skip
+@click.option("--dask-tls-ca", type=click.Path(dir_okay=False), default=None,
+              help="CA certificate (PEM) the scheduler's certificate must be signed by.")  # fmt: skip
+@click.option("--dask-tls-cert", type=click.Path(dir_okay=False), default=None,
+              help="This client's certificate (PEM).")  # fmt: skip
+@click.option("--dask-tls-key", type=click.Path(dir_okay=False), default=None,
+              help="This client's private key (PEM).")  # fmt: skip
 @click.option("-o", "--output", "outdir", type=click.Path(file_okay=False), default=None,
               help="Default: reports/<sweep name>/.")  # fmt: skip
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def sweep(sweep_file: str, jobs: int, dask_address: str | None, outdir: str | None, no_progress: bool) -> None:
+def sweep(sweep_file: str, jobs: int, dask_address: str | None, dask_timeout: float,
+          dask_tls_ca: str | None, dask_tls_cert: str | None, dask_tls_key: str | None,
+          outdir: str | None, no_progress: bool) -> None:  # fmt: skip
     """Run a sweep: a base scenario plus a grid or random sample of overrides.
 
     Finished runs are kept under OUTPUT/runs/, so running the same sweep again only runs
-    what is missing. Results: OUTPUT/summaries.parquet and OUTPUT/report.md.
+    what is missing (a stored run that cannot be read back is reported and run again).
+    Results: OUTPUT/summaries.parquet and OUTPUT/report.md. SIGINT or SIGTERM stop the
+    sweep (exit 130 or 143): pending runs are cancelled, worker processes end, and every
+    run finished so far stays stored. Local workers also die when the sweep is killed.
+
+    Dask: tasks and their results travel between this process, the scheduler and the
+    workers as pickles, so the scheduler and every worker can run any code here and this
+    process any code there. Only use a scheduler and workers you trust, on a network you
+    trust. Otherwise use TLS: start the scheduler and workers with --tls-ca-file,
+    --tls-cert and --tls-key, and give a tls:// address with --dask-tls-ca, --dask-tls-cert
+    and --dask-tls-key (or put them in a Dask config: distributed.comm.tls.ca-file and
+    distributed.comm.tls.client.cert/key, with distributed.comm.require-encryption).
+    The workers need gicsim installed.
+
+    Exit status: 0 done; 2 bad sweep file or options; 3 cannot reach the scheduler,
+    cannot write the results, or a run failed; 130/143 interrupted.
     """
+    if not 1 <= jobs <= MAX_JOBS:
+        _fail(2, f"gicsim: -j/--jobs: expected 1..{MAX_JOBS} worker processes, got {jobs}")
+    if dask_address is not None and jobs != 1:
+        _fail(2, "gicsim: -j/--jobs and --dask exclude each other (the cluster has its own workers)")
+    if not 0 < dask_timeout <= MAX_DASK_TIMEOUT_S:  # also refuses nan
+        _fail(2, f"gicsim: --dask-timeout: expected 0 < SECONDS <= {MAX_DASK_TIMEOUT_S:g}, got {dask_timeout}")
+    if dask_address is None and any((dask_tls_ca, dask_tls_cert, dask_tls_key)):
+        _fail(2, "gicsim: --dask-tls-* need --dask ADDRESS")
+    try:
+        with _signals():
+            _sweep(sweep_file, jobs, dask_address, dask_timeout, (dask_tls_ca, dask_tls_cert, dask_tls_key),
+                   outdir, not no_progress)  # fmt: skip
+    except SweepInterrupted as e:
+        where = f" in {e.args[1]}/runs" if len(e.args) > 1 else ""
+        _fail(128 + e.signum, f"gicsim: sweep interrupted by {signal.Signals(e.signum).name}; the "
+                              f"finished runs are kept{where}: run the sweep again to resume")  # fmt: skip
+    except KeyboardInterrupt:  # before the handlers are in place
+        _fail(130, "gicsim: sweep interrupted by SIGINT")
+
+
+def _signals() -> typing.ContextManager[None]:
+    from gicsim.sweeps.runner import signals_stop_the_sweep
+
+    return signals_stop_the_sweep()
+
+
+def _sweep(sweep_file: str, jobs: int, dask_address: str | None, dask_timeout: float,
+           tls: tuple[str | None, str | None, str | None], outdir: str | None,
+           progress: bool) -> None:  # fmt: skip
+    """The sweep command's one error boundary: input errors exit 2, environment and
+    internal errors exit 3, one line each."""
+    from gicsim.sweeps.runner import DaskAddressError, StoreError, dask_address as parse_address, dask_client
+
+    if dask_address is not None:
+        try:
+            parse_address(dask_address)
+        except DaskAddressError as e:
+            _fail(2, f"gicsim: {e}")
     try:
         sw = load_sweep(sweep_file)
     except SweepError as e:
-        for p in e.problems:
-            click.echo(p, err=True)
-        sys.exit(2)
+        _fail(2, *e.problems)
+    except (RecursionError, MemoryError) as e:
+        _fail(2, f"{sweep_file}:0:0: <file>: too large or nested too deeply ({type(e).__name__})")
     out = Path(outdir) if outdir else Path("reports") / sw.name
-    executor, client = make_executor(jobs, dask_address)
+    if out.exists() and not out.is_dir():
+        _fail(2, f"gicsim: -o/--output: {out} exists and is not a directory")
+    client = executor = None
+    ok = False
     try:
-        rows, ran = execute(sw, out, executor, progress=not no_progress)
-    except KeyboardInterrupt:
-        click.echo("gicsim: sweep interrupted; finished runs are kept, run it again to resume", err=True)
-        sys.exit(130)
+        if dask_address is not None:
+            try:
+                client = dask_client(dask_address, dask_timeout, *tls)
+            except DaskAddressError as e:
+                _fail(2, f"gicsim: {e}")
+            except ConnectionError as e:
+                _fail(3, f"gicsim: {e}")
+            executor = client.get_executor()
+        rows, ran = execute(sw, out, executor, progress=progress, warn=lambda s: click.echo(s, err=True),
+                            jobs=jobs)  # fmt: skip
+        finish(rows, out, sw.report)
+        ok = True
+    except SweepInterrupted as e:
+        e.args = (e.args[0], str(out))
+        raise
+    except RunFailed as e:
+        r = e.run
+        what = (f"a worker process died ({type(e.error).__name__}: killed, or out of memory?)"
+                if type(e.error).__name__ == "BrokenProcessPool" else
+                f"internal error ({type(e.error).__name__}: {_first_line(e.error)})")  # fmt: skip
+        _fail(3, f"gicsim: run {r.index} ({r.key}, overrides {r.overrides}) failed: {what}; the "
+                 f"finished runs are kept in {out}/runs")  # fmt: skip
+    except StoreError as e:
+        _fail(3, f"gicsim: {e}")
+    except OSError as e:
+        _fail(3, f"gicsim: cannot write the sweep results in {out}: {e.strerror or e}"
+                 + (f" ({e.filename})" if e.filename else ""))  # fmt: skip
+    except Exception as e:  # noqa: BLE001 - a bug must not end in a traceback
+        _fail(3, f"gicsim: internal error ({type(e).__name__}: {_first_line(e)}); the finished runs "
+                 f"are kept in {out}/runs; please report it with the sweep file")  # fmt: skip
     finally:
         if executor is not None:
-            executor.shutdown(wait=True, cancel_futures=True)
+            from gicsim.sweeps.runner import critical, stop_executor
+
+            with critical():
+                stop_executor(executor, cancel=not ok)
         if client is not None:
-            client.close()
-    finish(rows, out, sw.report)
+            import contextlib
+
+            with contextlib.suppress(Exception):
+                client.close(timeout=5)
     click.echo(f"{sw.name}: {len(sw.runs)} runs ({ran} run now, {len(sw.runs) - ran} already done) -> {out}")
+
+
+def _first_line(e: BaseException) -> str:
+    s = str(e).strip()
+    s = s.splitlines()[0] if s else ""
+    return s if len(s) <= 300 else s[:300] + "..."

@@ -48,7 +48,18 @@ def doc(until=1000, mem=64, its="", boot="", tail=""):
 OVER = {
     "msis_rate": (
         doc(until=10_000_000, tail="devices:\n  - {device: 0-99, events: 0, rate_per_s: 20000}\n"),
-        "devices", "devices:", ["MSIs", "MAX_MSIS", "10,000,000"],
+        "devices", "devices:", ["MSIs", "MAX_MSIS", f"{S.MAX_MSIS:,}"],
+    ),
+    # 9 M MSIs passed the old cap of 10 M and took ~12 GiB: MAX_MSIS comes from MAX_TRACE_ROWS
+    "msis_under_old_cap": (
+        doc(until=1_000_000, tail="devices:\n  - {device: 0-89, events: 0, rate_per_s: 100000}\n"),
+        "devices", "devices:", ["MSIs", "9,000,090", "MAX_MSIS"],
+    ),
+    # 1.4 M MSIs (inside MAX_MSIS) plus 459 K property writes: too many trace rows together
+    "trace_rows": (
+        doc(until=1_000_000, boot="".join("    - lpi_config: {lpis: 8192-65535}\n" for _ in range(8)),
+            tail="devices:\n  - {device: 0-13, events: 0, rate_per_s: 100000}\n"),
+        "devices", "devices:", ["trace rows", "MAX_TRACE_ROWS", f"{S.MAX_TRACE_ROWS:,}", "GiB"],
     ),
     "msis_at_us": (
         doc(tail="devices:\n  - {device: 0-999, events: 0-99, at_us: [" + ", ".join(["1"] * 101) + "]}\n"),
@@ -161,7 +172,9 @@ def test_at_the_caps_is_accepted():
                        "precopy": {"dirty_pages_per_s": S.MAX_DIRTY_PAGES_PER_S,
                                    "bandwidth_mib_s": S.MIN_BANDWIDTH_MIB_S}}},  # fmt: skip
         {"migration": [{"at_us": i + 1} for i in range(S.MAX_MIGRATIONS)]},
-        {"until_us": 1_000_000, "devices": [{"device": "0-9", "events": 0, "rate_per_s": 999_999}]},
+        # MAX_MSIS (within one MSI a source) over one second
+        {"until_us": 1_000_000, "devices": [{"device": "0-9", "events": 0,
+                                             "rate_per_s": S.MAX_MSIS // 10 - 1}]},  # fmt: skip
     ]
     for extra in ok:
         scenario_from_dict({**copy.deepcopy(base), **extra})
@@ -170,6 +183,37 @@ def test_at_the_caps_is_accepted():
 def test_caps_are_what_the_scale_scenario_needs():
     assert S.MAX_VCPUS >= 512
     assert S.MAX_MAPPED_LPIS >= 57_344 and S.MAX_MSIS >= 1_100_000
+    assert S.MAX_MSIS * S.ROWS_PER_MSI <= S.MAX_TRACE_ROWS
+    # the memory the comment in constants.py promises: ~4 GiB at the cap
+    assert S.MAX_TRACE_ROWS * S.BYTES_PER_TRACE_ROW < 4.5 * (1 << 30)
+
+
+@pytest.mark.parametrize("path", [p for p in SCENARIOS if p.stat().st_size < 16_000], ids=lambda p: p.stem)
+def test_trace_row_estimate_is_an_upper_bound(path):
+    """The MAX_TRACE_ROWS cap is on an estimate; it must not be below the real trace."""
+    sc = load_scenario(path)
+    res = gicsim.run(sc)
+    assert len(res.trace) <= SL.trace_rows(sc)
+
+
+def test_trace_row_estimate_of_msis_and_commands_is_an_upper_bound():
+    """Every MSI delivered (4 rows each), INTs and set_pending: still within the estimate."""
+    d = {
+        "name": "rows", "until_us": 2000, "vm": {"vcpus": 2},
+        "guest": {"boot": [{"enable_lpis": "all"}, {"mapc": {"icid": 0, "vcpu": 0}},
+                           {"mapc": {"icid": 1, "vcpu": 1}}, {"its_enable": True},
+                           {"map_devices": {"devices": "1-4", "event_bits": 2, "events": "0-3",
+                                            "first_lpi": 8192, "icid": [0, 1]}},
+                           {"set_pending": {"vcpu": 1, "lpis": "9000-9010"}},
+                           {"int": {"device": 1, "event": 0}}],
+                  "actions": [{"at_us": 50, "vcpu": 0, "int": {"device": 2, "event": 1}}]},
+        "devices": [{"device": "1-4", "events": "0-3", "rate_per_s": 20000}],
+        "migration": {"at_us": 700, "source": {"stragglers": [{"vcpu": 1, "exit_us": 300}],
+                                                "on_ebusy": {"retry": 20, "backoff_us": 5}}},
+    }  # fmt: skip
+    sc = scenario_from_dict(d)
+    res = gicsim.run(sc)
+    assert len(res.trace) <= SL.trace_rows(sc)
 
 
 @pytest.mark.parametrize("path", SCENARIOS, ids=lambda p: p.stem)

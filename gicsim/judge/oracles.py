@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from gicsim.judge.trace import Record
+from gicsim.judge.trace import DEVICE, EVENT, ICID, INFO, KIND, LPI, SIDE, VCPU, Record, T
 
 DROP_REASONS = ("its_disabled", "unmapped", "lpis_disabled", "not_restored")
 
@@ -127,33 +127,33 @@ def judge(rec: list[Record], until_ns: int, inflight_ns: int = 100_000) -> Verdi
     latencies: list[int] = []
     stopped: dict[int, bool] = {}  # vCPU out of KVM_RUN (the VM is paused)
     for idx, r in enumerate(rec):
-        t, kind, side = r[0], r[1], r[2]
+        t, kind, side = r[T], r[KIND], r[SIDE]
         if kind == "raise":
-            info = r[8]
+            info = r[INFO]
             if info == "set_pending":
-                lpi = r[4]
+                lpi = r[LPI]
                 raised_since[lpi] = True
                 waiting[lpi].append((t, idx))
                 v.accepted += 1
             else:
-                lpi = intent.lpi_of(r[5], r[6])
-                pending_outcome[(r[5], r[6])].append(lpi)
+                lpi = intent.lpi_of(r[DEVICE], r[EVENT])
+                pending_outcome[(r[DEVICE], r[EVENT])].append(lpi)
                 if lpi >= 0:
                     raised_since[lpi] = True
         elif kind == "accept" or kind == "drop":
-            q = pending_outcome.get((r[5], r[6]))
+            q = pending_outcome.get((r[DEVICE], r[EVENT]))
             lpi = q.popleft() if q else -1
             if kind == "accept":
                 v.accepted += 1
                 if lpi >= 0:
                     waiting[lpi].append((t, idx))
             else:
-                reason = r[8]
+                reason = r[INFO]
                 if reason == "its_disabled" and side in destinations and side not in resumed:
                     reason = "not_restored"
                 v.dropped[reason] = v.dropped.get(reason, 0) + 1
         elif kind == "deliver":
-            lpi, vcpu = r[4], r[3]
+            lpi, vcpu = r[LPI], r[VCPU]
             v.delivered += 1
             if not raised_since[lpi]:
                 v.spurious += 1
@@ -170,18 +170,18 @@ def judge(rec: list[Record], until_ns: int, inflight_ns: int = 100_000) -> Verdi
             for lpi in intent.apply(r):
                 withdrawn_at[lpi] = idx
         elif kind == "lpi_config":
-            en = r[8] == "enabled"
-            intent.enabled[r[4]] = en
+            en = r[INFO] == "enabled"
+            intent.enabled[r[LPI]] = en
             if not en:
-                withdrawn_at[r[4]] = idx
+                withdrawn_at[r[LPI]] = idx
         elif kind == "mask":
-            intent.masked[r[3]] = r[8] == "1"
+            intent.masked[r[VCPU]] = r[INFO] == "1"
         elif kind == "vcpu":
-            stopped[r[3]] = r[8] == "exit"
+            stopped[r[VCPU]] = r[INFO] == "exit"
         elif kind == "migration":
-            info = r[8]
+            info = r[INFO]
             if info == "start":
-                destinations.add(f"vm{r[7] + 1}")
+                destinations.add(f"vm{r[ICID] + 1}")
             elif info == "resume":
                 resumed.add(side)
     for lpi, w in waiting.items():
@@ -212,9 +212,9 @@ def delivered_counts(rec: list[Record], first_resume_idx: int | None) -> dict[tu
     resume and ``destination`` after it."""
     out: dict[tuple[int, int, str], int] = defaultdict(int)
     for idx, r in enumerate(rec):
-        if r[1] == "deliver":
+        if r[KIND] == "deliver":
             side = "source" if first_resume_idx is None or idx < first_resume_idx else "destination"
-            out[(r[4], r[3], side)] += 1
+            out[(r[LPI], r[VCPU], side)] += 1
     return dict(out)
 
 
@@ -224,9 +224,9 @@ def state_match(rec: list[Record]) -> bool | None:
     pauses: dict[int, tuple[int, dict[str, Any]]] = {}
     results: list[bool] = []
     for idx, r in enumerate(rec):
-        if r[1] != "state":
+        if r[KIND] != "state":
             continue
-        mig, what = r[7], r[8].split(":", 1)
+        mig, what = r[ICID], r[INFO].split(":", 1)
         snap = json.loads(what[1])
         if what[0] == "pause":
             pauses[mig] = (idx, snap)

@@ -50,6 +50,11 @@ STALE_AGE_S = 24 * 3600
 _TMP_RE = re.compile(r"^\..+\.(tmp|old)-(\d+)-[0-9a-f]{16}$")
 
 
+def is_temp_name(name: str) -> bool:
+    """Whether ``name`` is one of this writer's temporary names."""
+    return bool(_TMP_RE.match(name))
+
+
 class OutputError(Exception):
     """The output location is not acceptable (input error: the user chose it); ``lines``
     holds one message per problem."""
@@ -334,6 +339,7 @@ class AtomicDir:
         parent.mkdir(parents=True, exist_ok=True)
         clean_stale_temps(parent)
         with _dir_fd(parent, create=False) as dfd:
+            _clean_legacy(dfd, self.target.name)
             for _ in range(100):
                 name = _tmp_name(self.target.name)
                 try:
@@ -371,7 +377,8 @@ class AtomicDir:
             if _lexists(dfd, name) and self.check is not None:
                 self.check(self.target)
             if _lexists(dfd, name) and exchange(dfd, tmp, name):
-                _remove_entry(dfd, tmp)  # the old set (or the link / file that was there)
+                with contextlib.suppress(OSError):  # the old set (or the link that was there)
+                    _remove_entry(dfd, tmp)
                 return
             # fallback: two renames
             old = None
@@ -380,7 +387,33 @@ class AtomicDir:
                 os.rename(name, old, src_dir_fd=dfd, dst_dir_fd=dfd)
             os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
             if old is not None:
-                _remove_entry(dfd, old)
+                with contextlib.suppress(OSError):
+                    _remove_entry(dfd, old)
+
+
+_LEGACY_TMP_RE = re.compile(r"[a-z0-9_]{8}")
+
+
+def _clean_legacy(dfd: int, name: str) -> None:
+    """What gicsim before this writer left after a kill beside ``name``: ``.<name>.old``
+    (the old set, moved away; put back when ``name`` is missing) and ``.<name>.<8 chars>``
+    (``mkdtemp``; removed when this user's and over an hour old)."""
+    now = time.time()
+    for entry in os.listdir(dfd):
+        if not entry.startswith(f".{name}."):
+            continue
+        tail = entry[len(name) + 2 :]
+        try:
+            st = os.stat(entry, dir_fd=dfd, follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        if st.st_uid != os.getuid() or not stat.S_ISDIR(st.st_mode):
+            continue
+        with contextlib.suppress(OSError):
+            if tail == "old" and not _lexists(dfd, name):
+                os.rename(entry, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+            elif tail == "old" or (_LEGACY_TMP_RE.fullmatch(tail) and now - st.st_mtime > 3600):
+                shutil.rmtree(entry, dir_fd=dfd, ignore_errors=True)
 
 
 # ================================================================ report directories ====
@@ -440,6 +473,26 @@ def _exists_rel(dfd: int, parts: tuple[str, ...]) -> bool:
             os.close(x)
 
 
+def _blocked(dfd: int, parts: tuple[str, ...]) -> bool:
+    """Whether a directory on the way to ``parts`` exists as something else (a symlink)."""
+    fd = dfd
+    opened: list[int] = []
+    try:
+        for p in parts[:-1]:
+            try:
+                st = os.stat(p, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                return False
+            if not stat.S_ISDIR(st.st_mode):
+                return True
+            fd = os.open(p, _O_DIR | os.O_NOFOLLOW, dir_fd=fd)
+            opened.append(fd)
+        return False
+    finally:
+        for x in opened:
+            os.close(x)
+
+
 @contextlib.contextmanager
 def _subdir_fd(dfd: int, parts: tuple[str, ...]) -> Iterator[int]:
     """An fd on ``parts`` below ``dfd``, made if missing; a symlink on the way is refused."""
@@ -467,8 +520,8 @@ def write_report_dir(
     the directory itself and never touching a file gicsim did not write.
 
     ``target`` may be missing or empty (made / used), or a gicsim report (it has a
-    :data:`MANIFEST`), or hold only ``also_ours`` (names the caller knows are its own, e.g.
-    the files of a run directory). Otherwise, or when a file to write exists and is not
+    :data:`MANIFEST`: only the files it lists are ours), or, without a manifest, hold only
+    ``also_ours`` (names the caller knows gicsim writes, e.g. in a run directory). Otherwise, or when a file to write exists and is not
     ours, :class:`OutputError` and nothing is written. Each file is replaced atomically; files
     of the previous report that this one no longer has are removed; the manifest then lists
     exactly the files written. ``guard()`` wraps the writing (the CLI defers signals in it).
@@ -481,13 +534,18 @@ def write_report_dir(
     if MANIFEST in rels:
         raise ValueError(f"{MANIFEST} is reserved")
     listed = read_manifest(target) if target.is_dir() else None
-    ours = set(listed or ()) | set(also_ours) | {MANIFEST}
+    # the manifest, when there is one, is the word on which files are ours
+    ours = (set(also_ours) if listed is None else set(listed)) | {MANIFEST}
     if target.is_dir():
-        entries = [e for e in os.listdir(target) if not _TMP_RE.match(e)]
+        entries = [e for e in os.listdir(target) if not is_temp_name(e)]
         if entries and listed is None and not set(entries) <= ours:
             raise OutputError([f"{shown}: not empty and not a gicsim report directory; "
                                "choose a new or empty directory"])  # fmt: skip
     with _dir_fd(target) as dfd:
+        blocked = sorted(rel for rel, parts in rels.items() if _blocked(dfd, parts))
+        if blocked:
+            raise OutputError([f"{shown}: {printable(blocked[0])}: something that is not a directory "
+                               "(a symlink?) is where gicsim makes one; remove it"])  # fmt: skip
         conflicts = [rel for rel, parts in rels.items() if rel not in ours and _exists_rel(dfd, parts)]
         if conflicts:
             some = ", ".join(printable(c) for c in sorted(conflicts)[:3])

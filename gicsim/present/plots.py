@@ -2,21 +2,18 @@
 
 Every function takes the report's :class:`gicsim.present.report.Analysis` (small aggregated frames;
 large distributions are reduced to quantile grids before plotting) and returns a
-:class:`gicsim.present.report.Figure` holding SVG text and PNG bytes.
+:class:`gicsim.present.figures.Figure` holding SVG text and PNG bytes.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure as MplFigure
 
 from gicsim.judge import analysis as A
-from gicsim.present.report import Figure, figure_bytes
-
-if TYPE_CHECKING:
-    from gicsim.present.report import Analysis
+from gicsim.present.figures import Figure, figure_bytes
 
 SOURCE_C = "#3465a4"
 DEST_C = "#f57900"
@@ -39,7 +36,7 @@ def _fmt_us(ns: float) -> str:
     return f"{v:,.1f} µs"
 
 
-def waterfall(an: Analysis, caption: str) -> Figure:
+def waterfall(an: Any, caption: str) -> Figure:
     migs = [m for m in an.migs if not an.steps[an.steps["migration"] == m.index].empty]
     n = max(1, len(migs))
     heights = [max(2.0, 0.32 * (len(an.steps[an.steps["migration"] == m.index]) + 2)) for m in migs] or [2.0]
@@ -107,7 +104,7 @@ def _period_color(p: str) -> str:
     return PERIOD_C.get(p.split(" ")[0], "#75507b")
 
 
-def latency(an: Analysis, caption: str) -> Figure:
+def latency(an: Any, caption: str) -> Figure:
     fig = MplFigure(figsize=(10, 3.8))
     ax1, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.25, 1]})
     lat = an.deliveries
@@ -148,7 +145,7 @@ def latency(an: Analysis, caption: str) -> Figure:
     return _finish(fig, "latency", caption)
 
 
-def outcomes(an: Analysis, caption: str) -> Figure:
+def outcomes(an: Any, caption: str) -> Figure:
     lp = an.run.summary.get("lpis", {})
     names = ["delivered", "lost", "spurious", "misrouted", "withdrawn", "in_flight"]
     vals = [int(lp.get(k) or 0) for k in names]
@@ -174,7 +171,7 @@ def outcomes(an: Analysis, caption: str) -> Figure:
     return _finish(fig, "outcomes", caption)
 
 
-def compare_downtime(ans: list[Analysis], labels: list[str], caption: str) -> Figure:
+def compare_downtime(ans: list[Any], labels: list[str], caption: str) -> Figure:
     fig = MplFigure(figsize=(10, 0.55 * len(ans) + 1.6))
     ax = fig.subplots()
     cmap: dict[str, str] = {}
@@ -207,7 +204,7 @@ def compare_downtime(ans: list[Analysis], labels: list[str], caption: str) -> Fi
     return _finish(fig, "compare-downtime", caption)
 
 
-def compare_latency(ans: list[Analysis], labels: list[str], caption: str) -> Figure:
+def compare_latency(ans: list[Any], labels: list[str], caption: str) -> Figure:
     fig = MplFigure(figsize=(8, 3.6))
     ax = fig.subplots()
     for a, lab in zip(ans, labels, strict=True):

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from gicsim.judge import analysis as A
+from gicsim.present.figures import Figure
 from gicsim.present.rundata import RunData, from_result
 
 if TYPE_CHECKING:
@@ -51,14 +52,6 @@ FIGURE_TITLES = {
 
 
 # ============================================================================ document ====
-@attrs.define
-class Figure:
-    name: str  # file stem
-    caption: str
-    svg: str = ""
-    png: bytes = b""
-
-
 @attrs.define
 class Doc:
     """A report as blocks, rendered to Markdown or HTML."""
@@ -606,22 +599,11 @@ def markdown(res: Result | RunData) -> str:
 
 
 def write_markdown(res: Result | RunData, path: Path) -> None:
-    Path(path).write_text(markdown(res))
+    from gicsim.present.output import write_text_atomic
+
+    write_text_atomic(path, markdown(res))
 
 
-def figure_bytes(fig: Any) -> tuple[str, bytes]:
-    """(SVG text, PNG bytes) of a matplotlib Figure, deterministic across runs."""
-    import matplotlib
-
-    with matplotlib.rc_context({"svg.hashsalt": "gicsim", "svg.fonttype": "none"}):
-        sbuf = io.StringIO()
-        fig.savefig(sbuf, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
-        pbuf = io.BytesIO()
-        fig.savefig(pbuf, format="png", dpi=110, metadata={"Software": None})
-    return sbuf.getvalue(), pbuf.getvalue()
-
-
-# ===================================================================== run directories ====
 def run_files(run: RunData) -> dict[str, bytes]:
     """resolved.yaml, summary.json, trace.parquet of a run: the original bytes when it was read
     from a directory, else freshly serialised."""
@@ -633,7 +615,9 @@ def run_files(run: RunData) -> dict[str, bytes]:
         d = Path(run.origin)
         return {f: (d / f).read_bytes() for f in ("resolved.yaml", "summary.json", "trace.parquet")}
     buf = io.BytesIO()
-    run.trace.to_parquet(buf, index=False)
+    from gicsim.judge.trace import public_frame
+
+    public_frame(run.trace).to_parquet(buf, index=False)
     return {
         "resolved.yaml": dump_yaml(run.resolved).encode(),
         "summary.json": (json.dumps(run.summary, indent=2, default=str) + "\n").encode(),
@@ -651,22 +635,60 @@ def report_files(run: RunData, plots: bool = True, perfetto: bool = False) -> di
     return files
 
 
-def publish(files: dict[str, bytes], target: Path, replace: bool = True) -> None:
-    """Write ``files`` into ``target`` atomically: a whole new directory replaces ``target``
-    (``replace``), or each file is replaced atomically inside an existing one."""
+#: Every file a gicsim run directory can hold (`gicsim run`, with --report and --perfetto,
+#: then `gicsim report` in place); what a new run may replace there.
+RUN_DIR_FILES = frozenset(
+    {"resolved.yaml", "summary.json", "trace.parquet", "report.md", "report.html", "trace.perfetto.json"}
+    | {f"{fig}.{ext}" for fig in ("waterfall", "latency", "outcomes") for ext in ("png", "svg")}
+)
+#: ... and every top-level file a report directory can hold (comparisons, the examples).
+REPORT_DIR_FILES = RUN_DIR_FILES | {"explain.md"} | {
+    f"compare-{fig}.{ext}" for fig in ("downtime", "latency") for ext in ("png", "svg")
+}
 
-    from gicsim.present.output import AtomicDir, write_bytes_atomic
+
+def _names(d: Path) -> set[str] | None:
+    from gicsim.present.output import MANIFEST, is_temp_name
+
+    try:
+        return {p.name for p in d.iterdir() if not is_temp_name(p.name)} - {MANIFEST}
+    except OSError:
+        return None
+
+
+def is_run_dir(d: Path) -> bool:
+    """A directory `gicsim run` wrote: its three run files, and nothing it would not write."""
+    from gicsim.present.rundata import RUN_FILES
+
+    names = _names(d)
+    return names is not None and set(RUN_FILES) <= names and names <= RUN_DIR_FILES
+
+
+def _written_by_gicsim(d: Path) -> bool:
+    """A run directory, or a report directory written before reports had a manifest (its
+    report.md and report.html, and only files gicsim writes)."""
+    names = _names(d)
+    if names is None:
+        return False
+    return is_run_dir(d) or ({"report.md", "report.html"} <= names and names <= REPORT_DIR_FILES)
+
+
+def publish(files: dict[str, bytes], target: Path, guard: Any = None) -> None:
+    """Write ``files`` into directory ``target`` (made if missing): each file atomically, and
+    only over files gicsim wrote there (a report's manifest, or a run directory's own files);
+    a non-empty directory of anything else is refused (:class:`~gicsim.present.rundata.RunInputError`).
+    The directory itself is never replaced, so nothing else in it is lost."""
+    import contextlib
+
+    from gicsim.present.output import OutputError, write_report_dir
+    from gicsim.present.rundata import RunInputError
 
     target = Path(target)
-    if replace or not target.is_dir():
-        with AtomicDir(target) as tmp:
-            for name, data in files.items():
-                p = tmp / name
-                p.parent.mkdir(parents=True, exist_ok=True)
-                p.write_bytes(data)
-        return
-    for name, data in files.items():
-        write_bytes_atomic(target / name, data)
+    also = REPORT_DIR_FILES if target.is_dir() and _written_by_gicsim(target) else ()
+    try:
+        write_report_dir(target, files, also_ours=also, guard=guard or contextlib.nullcontext)
+    except OutputError as e:
+        raise RunInputError(e.lines) from None
 
 
 # ============================================================================ command ====
@@ -711,13 +733,17 @@ def load_inputs(inputs: Sequence[str]) -> list[RunData]:
     return [x if kind == "dir" else from_result(run_scenario(x), origin=p) for kind, x, p in plan]
 
 
-def report_command(inputs: Sequence[str], outdir: str | None, perfetto: bool = False) -> list[Path]:
+def report_command(
+    inputs: Sequence[str], outdir: str | None, perfetto: bool = False, guard: Any = None
+) -> list[Path]:
     """``gicsim report``: one input -> its report (beside the run when it is a RUN_DIR);
-    several -> a comparison report. Returns the directories written."""
+    several -> a comparison report. Returns the directories written. The output directory is
+    written into, never replaced (see :func:`publish`); ``guard()`` wraps the writing."""
+    from gicsim.present.output import printable
     from gicsim.present.rundata import RunInputError
 
     if outdir is not None and Path(outdir).exists() and not Path(outdir).is_dir():
-        raise RunInputError([f"{outdir}: exists and is not a directory"])
+        raise RunInputError([f"{printable(outdir, 200)}: exists and is not a directory"])
     runs = load_inputs(inputs)
     if len(runs) == 1:
         run = runs[0]
@@ -725,14 +751,14 @@ def report_command(inputs: Sequence[str], outdir: str | None, perfetto: bool = F
         src = Path(run.origin) if run.result is None else None
         target = Path(outdir) if outdir else (src if src is not None else Path("reports") / run.name)
         if src is not None and target.resolve() == src.resolve():
-            publish(files, target, replace=False)
+            publish(files, target, guard)
         else:
-            publish(run_files(run) | files, target)
+            publish(run_files(run) | files, target, guard)
         return [target]
     target = Path(outdir) if outdir else Path("reports") / "compare"
     for r in runs:
         if r.result is None and Path(r.origin).resolve() == target.resolve():
-            raise RunInputError([f"{outdir}: the output directory is one of the inputs; choose another -o"])
+            raise RunInputError([f"{printable(outdir, 200)}: the output directory is one of the inputs; choose another -o"])
     labels = _labels(runs)
     files = render_files(build_comparison(runs, labels))
     for r, lab in zip(runs, labels, strict=True):
@@ -743,5 +769,5 @@ def report_command(inputs: Sequence[str], outdir: str | None, perfetto: bool = F
                 from gicsim.present import perfetto as pf
 
                 files[f"runs/{sub}/trace.perfetto.json"] = pf.to_json(r).encode()
-    publish(files, target)
+    publish(files, target, guard)
     return [target]

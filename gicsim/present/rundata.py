@@ -9,12 +9,17 @@ the run.
 from __future__ import annotations
 
 import json
+import os
+import stat
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import pandas as pd
+
+from gicsim.scenario.constants import MAX_TRACE_ROWS
+from gicsim.scenario.yamlpos import MAX_FILE_BYTES
 
 if TYPE_CHECKING:
     from gicsim.scenario import Scenario
@@ -74,34 +79,177 @@ def from_result(res: Result, origin: str = "") -> RunData:
     return RunData(
         name=res.summary["scenario"],
         summary=res.summary,
-        trace=res.trace,
+        trace=res.frame,
         resolved=resolved_dict(res.scenario),
         origin=origin,
         result=res,
     )
 
 
-def read_run_dir(path: str | Path) -> RunData:
-    """Load a RUN_DIR; a missing or unreadable file is a RunInputError naming it."""
-    from ruamel.yaml import YAML
+# Caps on what a run directory may hold, checked before anything is loaded (a run directory
+# is input like a scenario file: it may be damaged or hostile). Measured on the scale
+# benchmark (scenarios/scale-512.yaml): summary.json 10.9 MB, 3.11 M trace rows, 56.5 MB of
+# uncompressed Parquet pages; ``json.loads`` needs ~2 bytes of memory per byte of file.
+MAX_SUMMARY_BYTES = 64 << 20  # summary.json: 6x the scale benchmark's (~130 MiB to load)
+MAX_RESOLVED_BYTES = MAX_FILE_BYTES  # resolved.yaml: read like any scenario file
+# trace.parquet: a run `gicsim run` accepted has at most its estimate of rows, which is at
+# most MAX_TRACE_ROWS (scenario.limits); a quarter more leaves room for old runs and keeps a
+# hostile file (100 M constant rows in 3 MB took > 10 GiB) to what a real run costs.
+MAX_TRACE_FILE_ROWS = MAX_TRACE_ROWS + MAX_TRACE_ROWS // 4
+MAX_TRACE_FILE_BYTES = 256 << 20  # the file (scale benchmark: 31 MB for 3.11 M rows)
+MAX_TRACE_DATA_BYTES = 1 << 30  # its pages uncompressed, from the metadata (scale: 56.5 MB)
+MAX_TRACE_FOOTER_BYTES = 16 << 20  # the Parquet footer (metadata) itself (scale: ~10 KB)
 
-    d = Path(path)
-    missing = [f for f in RUN_FILES if not (d / f).is_file()]
+
+def _open_regular(d: Path, name: str) -> int:
+    """An fd of ``d/name`` opened without blocking, or RunInputError (FIFO, device...)."""
+    f = d / name
+    try:
+        fd = os.open(f, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+                     | getattr(os, "O_CLOEXEC", 0))  # fmt: skip
+    except OSError as e:
+        raise RunInputError([f"{f}: cannot read: {e.strerror or e}"]) from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise RunInputError([f"{f}: not a regular file; a run directory holds the regular files "
+                             "`gicsim run` writes"])  # fmt: skip
+    return fd
+
+
+def _check_files(d: Path, names: tuple[str, ...]) -> None:
+    """Each of ``names`` exists in ``d`` and is a regular file (checked without opening it)."""
+    missing = []
+    for f in names:
+        try:
+            st = os.stat(d / f)
+        except FileNotFoundError:
+            missing.append(f)
+            continue
+        except OSError as e:
+            raise RunInputError([f"{d / f}: cannot read: {e.strerror or e}"]) from None
+        if not stat.S_ISREG(st.st_mode):
+            raise RunInputError([f"{d / f}: not a regular file; a run directory holds the "
+                                 "regular files `gicsim run` writes"])  # fmt: skip
     if missing:
         raise RunInputError(
             [f"{d}: not a run directory (missing {', '.join(missing)}; expected what `gicsim run` writes)"]
         )
+
+
+def _read_capped(d: Path, name: str, cap: int, cap_name: str) -> str:
+    from gicsim.scenario.load import InputFileError, read_input_file
+
     try:
-        summary = json.loads((d / "summary.json").read_text())
-        resolved = YAML(typ="safe").load((d / "resolved.yaml").read_text())
-        trace = pd.read_parquet(d / "trace.parquet")
+        data = read_input_file(d / name, cap, "run file", cap_name)
+        return data.decode("utf-8")
+    except InputFileError as e:
+        raise RunInputError([f"{d / name}: {e.reason}"]) from None
+    except UnicodeDecodeError as e:
+        raise RunInputError([f"{d / name}: not valid UTF-8 (byte {e.start})"]) from None
+
+
+def read_run_resolved(path: str | Path) -> dict[str, Any]:
+    """The resolved scenario of a RUN_DIR (``resolved.yaml``, as plain data), read under the
+    scenario loader's caps. Neither the trace nor the summary is read (``gicsim tables``)."""
+    from gicsim.scenario import ScenarioError
+    from gicsim.scenario.yamlpos import parse_yaml
+
+    d = Path(path)
+    _check_files(d, ("resolved.yaml",))
+    text = _read_capped(d, "resolved.yaml", MAX_RESOLVED_BYTES, "MAX_FILE_BYTES")
+    try:
+        doc = parse_yaml(text, str(d / "resolved.yaml"))
+    except ScenarioError as e:
+        raise RunInputError(list(e.problems)) from None
+    if not isinstance(doc.raw, dict):
+        raise RunInputError([f"{d / 'resolved.yaml'}: must hold a mapping (the resolved scenario)"])
+    return doc.raw
+
+
+def _trace_rows(d: Path, fd: int) -> Any:
+    """The Parquet file of ``fd`` after its metadata passed the caps (nothing decoded yet)."""
+    import pyarrow.parquet as pq
+
+    from gicsim.judge.trace import COLUMNS, PUBLIC_COLUMNS
+
+    f = d / "trace.parquet"
+    size = os.fstat(fd).st_size
+    if size > MAX_TRACE_FILE_BYTES:
+        raise RunInputError([f"{f}: {size:,} bytes, more than the cap of {MAX_TRACE_FILE_BYTES:,} "
+                             "(MAX_TRACE_FILE_BYTES)"])  # fmt: skip
+    fh = os.fdopen(os.dup(fd), "rb")
+    try:
+        if size >= 12:  # PAR1 <data> <footer> <footer length: u32 LE> PAR1
+            fh.seek(size - 8)
+            tail = fh.read(8)
+            footer = int.from_bytes(tail[:4], "little")
+            if tail[4:] == b"PAR1" and footer > MAX_TRACE_FOOTER_BYTES:
+                raise RunInputError([f"{f}: a Parquet footer of {footer:,} bytes, more than the "
+                                     f"cap of {MAX_TRACE_FOOTER_BYTES:,} (MAX_TRACE_FOOTER_BYTES)"])  # fmt: skip
+            fh.seek(0)
+        pf = pq.ParquetFile(fh)
+        meta = pf.metadata
+        names = list(pf.schema_arrow.names)
+    except RunInputError:
+        fh.close()
+        raise
+    except Exception as e:  # noqa: BLE001 - not Parquet, or damaged: bad input
+        fh.close()
+        raise RunInputError([f"{f}: cannot read the trace: {type(e).__name__}: {_short(e)}"]) from None
+    if names not in (list(COLUMNS), list(PUBLIC_COLUMNS)):
+        fh.close()
+        shown = names if len(names) <= 20 else names[:20] + ["..."]
+        raise RunInputError([f"{f}: unexpected columns {shown}"])
+    rows = meta.num_rows
+    data = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    if rows > MAX_TRACE_FILE_ROWS or data > MAX_TRACE_DATA_BYTES:
+        fh.close()
+        raise RunInputError([f"{f}: {rows:,} rows and {data:,} bytes of data, more than the caps "
+                             f"of {MAX_TRACE_FILE_ROWS:,} rows (MAX_TRACE_FILE_ROWS, from "
+                             f"MAX_TRACE_ROWS) and {MAX_TRACE_DATA_BYTES:,} bytes "
+                             "(MAX_TRACE_DATA_BYTES)"])  # fmt: skip
+    return pf, fh
+
+
+def _short(e: BaseException) -> str:
+    s = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    return s if len(s) <= 200 else s[:200] + "..."
+
+
+def read_run_dir(path: str | Path) -> RunData:
+    """Load a RUN_DIR; a missing, unreadable or oversized file is a RunInputError naming it.
+
+    Sizes are checked before anything is loaded: ``summary.json`` (MAX_SUMMARY_BYTES),
+    ``resolved.yaml`` (the scenario loader's caps) and ``trace.parquet`` (rows and bytes from
+    its Parquet metadata); FIFOs, devices and sockets are refused without blocking."""
+    d = Path(path)
+    _check_files(d, RUN_FILES)
+    resolved = read_run_resolved(d)
+    text = _read_capped(d, "summary.json", MAX_SUMMARY_BYTES, "MAX_SUMMARY_BYTES")
+    try:
+        summary = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise RunInputError([f"{d / 'summary.json'}: not valid JSON: {_short(e)}"]) from None
+    fd = _open_regular(d, "trace.parquet")
+    try:
+        pf, fh = _trace_rows(d, fd)
+        with fh:
+            trace = pf.read(use_pandas_metadata=True).to_pandas()
+    except RunInputError:
+        raise
     except Exception as e:  # noqa: BLE001 - any unreadable file is bad input, not a crash
-        raise RunInputError([f"{d}: cannot read the run: {type(e).__name__}: {e}"]) from None
+        raise RunInputError([f"{d / 'trace.parquet'}: cannot read the trace: {type(e).__name__}: "
+                             f"{_short(e)}"]) from None  # fmt: skip
+    finally:
+        os.close(fd)
     if not isinstance(summary, dict) or not isinstance(resolved, dict):
         raise RunInputError([f"{d}: summary.json and resolved.yaml must hold mappings"])
-    from gicsim.judge.trace import CATEGORICAL, COLUMNS
+    from gicsim.judge.trace import CATEGORICAL, COLUMNS, PUBLIC_COLUMNS, internal_frame
 
-    if list(trace.columns) != list(COLUMNS):
+    if list(trace.columns) == list(PUBLIC_COLUMNS):
+        trace = internal_frame(trace)
+    elif list(trace.columns) != list(COLUMNS):  # COLUMNS: run directories of gicsim 0.1
         raise RunInputError([f"{d}/trace.parquet: unexpected columns {list(trace.columns)}"])
     for c in CATEGORICAL:
         if not isinstance(trace[c].dtype, pd.CategoricalDtype):

@@ -14,6 +14,7 @@ values the source sent are used to find the tables, and the dump says so.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -298,6 +299,24 @@ def dump_vm(vm: VirtualMachine, other: VirtualMachine | None = None, limit: int 
             t.notes.append(f"{len(t.entries) - limit} more entries not shown (--limit {limit})")
             t.entries = t.entries[:limit]
     return regs, tables, dec
+
+
+def load_input(path: str | Path) -> Scenario:
+    """The scenario to re-simulate: a scenario file, or a RUN_DIR's ``resolved.yaml``.
+
+    Of a RUN_DIR only ``resolved.yaml`` is read, under the scenario loader's caps: the tables
+    come from re-running the scenario, so the trace and the summary are never loaded.
+    Raises ``ScenarioError`` (a scenario file) or ``RunInputError`` (a RUN_DIR)."""
+    from gicsim.present.rundata import RunInputError, read_run_resolved
+    from gicsim.scenario import ScenarioError, load_scenario, scenario_from_dict
+
+    p = Path(path)
+    if not p.is_dir():
+        return load_scenario(p)
+    try:
+        return scenario_from_dict(read_run_resolved(p), filename=f"{p}/resolved.yaml")
+    except ScenarioError as e:
+        raise RunInputError(list(e.problems)) from None
 
 
 def capture(sc: Scenario, step: str, side: str | None = None, migration: int = 1, limit: int = 64) -> Snapshot:

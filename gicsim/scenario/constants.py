@@ -9,12 +9,28 @@ MAX_RANGE_LEN = 1 << 20
 MAX_NS = (1 << 63) - 1  # traces store int64 nanoseconds
 
 # Resource caps: a scenario asking for more is refused before it runs (one located line per
-# cap exceeded) instead of exhausting the host. Measured: about 0.6 KiB of trace and state per
-# MSI (4 trace rows: raise, accept, deliver, eoi), so MAX_MSIS is about 6 GiB and 2 minutes.
-# The scale benchmark (scenarios/scale-512.yaml: 512 vCPUs, 3,584 devices x 16 events,
-# ~1.0 M MSIs) stays well inside every cap.
+# cap exceeded) instead of exhausting the host.
+#
+# Memory is the trace: one row per event (gicsim.judge.trace), held as a tuple while the run
+# goes, then as a DataFrame and Parquet at the end, next to the model state and the summary.
+# Measured with `gicsim run` (peak RSS, /usr/bin/time -v, Python 3.11, pandas 2): 440 B per
+# row at the margin (1 M vs 2 M MSIs on 4 vCPUs: 2.32 M vs 4.64 M rows, 1.15 vs 2.10 GiB),
+# 700 B per row on the scale benchmark (scenarios/scale-512.yaml: 512 vCPUs, 57,344 LPIs,
+# 1.0 M MSIs, 3.11 M rows, 2.2 GiB peak, ~40 s of simulation), plus ~200 MiB to start. An MSI
+# is up to 4 rows (raise, accept or drop, deliver, eoi): up to 2.7 KiB of peak memory.
+# So the trace is capped on an estimate of its rows that is an upper bound of the real count
+# (gicsim.scenario.limits.trace_rows, ROWS_PER_* below): MAX_TRACE_ROWS rows are at most
+# ~4 GiB. At the cap, 1.45 M MSIs all delivered on 4 vCPUs: estimate 5.80 M rows, trace
+# 5.80 M rows, 2.9 GiB peak, 70 s of simulation. The scale benchmark's estimate is 4.2 M rows.
+BYTES_PER_TRACE_ROW = 700  # measured peak RSS per trace row (scale-512), for messages
+MAX_TRACE_ROWS = 6_000_000  # estimated rows of a run's trace (~4 GiB peak)
+ROWS_PER_MSI = 4  # raise, accept (or drop), deliver, eoi
+ROWS_PER_COMMAND = 2  # gcmd (the guest wrote it) + cmd (the ITS ran it)
+ROWS_PER_MIGRATION = 64  # steps (start/end), KVM calls, migration, quiesce, state rows
+ROWS_PER_MIGRATED_VCPU = 2  # the vCPU leaves KVM_RUN on the source, enters on the destination
+ROWS_PER_RETRY = 4  # an on_ebusy retry: the failed call again, on each call that can fail
 MAX_MEMORY_MIB = 1 << 20  # guest RAM is sparse: only written pages cost host memory
-MAX_MSIS = 10_000_000  # sum over sources of devices x rate_per_s x time, or x len(at_us) x events
+MAX_MSIS = MAX_TRACE_ROWS // ROWS_PER_MSI  # sum over sources of devices x rate_per_s x time, or x len(at_us) x events
 MAX_MSI_SOURCES = 65_536  # devices across all `devices` entries (one SimPy process each)
 MAX_DEVICE_EVENTS = 1 << 22  # sum over `devices` entries of devices x events
 MAX_MAPPED_LPIS = 57_344 + 8_192  # MAPTIs in guest.boot + guest.actions (the LPI space + margin)

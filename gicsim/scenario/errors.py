@@ -49,8 +49,11 @@ def _show(v: Any) -> str:
             return f"{v[:_SHOW_MAX]!r}... ({len(v):,} characters)"
         return repr(v)
     if isinstance(v, int) and abs(v) >= 10**_SHOW_MAX:
-        digits = int(abs(v).bit_length() * 0.30103) + 1  # str() refuses > 4,300 digits
-        return f"{'-' if v < 0 else ''}an integer of about {digits:,} digits"
+        try:
+            digits = f"{len(str(abs(v))):,}"
+        except ValueError:  # str() refuses more than 4,300 digits
+            digits = f"about {int(abs(v).bit_length() * 0.30103) + 1:,}"
+        return f"{'-' if v < 0 else ''}an integer of {digits} digits"
     if isinstance(v, int | float):
         return repr(v)
     if isinstance(v, Mapping):

@@ -3,9 +3,11 @@
 The schema calls ``_resource_problems`` on a fully validated ``Scenario``; this module sits
 below the schema and reads the scenario's attributes only."""
 
+import math
 from typing import Any
 
 from gicsim.scenario.constants import (
+    BYTES_PER_TRACE_ROW,
     LPI_MIN,
     MAX_DEVICE_EVENTS,
     MAX_EXPECT_LPIS,
@@ -14,6 +16,12 @@ from gicsim.scenario.constants import (
     MAX_MIGRATIONS,
     MAX_MSI_SOURCES,
     MAX_MSIS,
+    MAX_TRACE_ROWS,
+    ROWS_PER_COMMAND,
+    ROWS_PER_MIGRATED_VCPU,
+    ROWS_PER_MIGRATION,
+    ROWS_PER_MSI,
+    ROWS_PER_RETRY,
 )
 
 # ----------------------------------------------------------------------------------------------
@@ -29,9 +37,15 @@ _COMMAND_STEPS = {"mapc", "mapd", "mapti", "map_events", "map_devices", "movi", 
 
 
 def _msis(sc: Any) -> tuple[float, list[float]]:
-    """Upper estimate of the MSIs the device sources send before ``until_us``, per entry."""
+    """Upper estimate of the MSIs the device sources send before ``until_us``, per entry.
+
+    Exact for ``at_us`` and periodic sources (``gicsim.sim.devices``: one MSI every
+    ``round(1e9 / rate)`` ns from ``start_us``); poisson sources count their mean, and the
+    total adds six standard deviations (and 6) of their sum (a Poisson count too), which a
+    run exceeds with a probability below 1e-9."""
     until = sc.until_ns
     per: list[float] = []
+    poisson = 0.0
     for d in sc.devices:
         n: float
         if d.at_ns is not None:
@@ -39,9 +53,47 @@ def _msis(sc: Any) -> tuple[float, list[float]]:
         else:
             start = d.start_ns or 0
             stop = until if d.stop_ns is None else min(d.stop_ns, until)
-            n = 0.0 if start > until else float(d.rate_per_s or 0) * max(0, stop - start) / 1e9 + 1
+            rate = float(d.rate_per_s or 0)
+            if start > until or rate <= 0:
+                n = 0.0
+            elif d.pattern == "poisson":
+                n = rate * max(0, stop - start) / 1e9
+                poisson += n * len(d.device)
+            else:
+                n = float(max(0, stop - start) // max(1, round(1e9 / rate)) + 1)
         per.append(n * len(d.device))
-    return float(sum(per)), per
+    margin = 6 * math.sqrt(poisson) + 6 if poisson else 0.0
+    return float(sum(per)) + margin, per
+
+
+def _step_rows(kind: str, a: Any, cmds: int, ops: int) -> int:
+    """Upper estimate of the trace rows of one guest step (``_step_cost`` gave cmds, ops)."""
+    rows = ROWS_PER_COMMAND * cmds + ops
+    if kind == "int":
+        rows += ROWS_PER_MSI  # the interrupt it raises
+    elif kind == "set_pending":
+        rows += ROWS_PER_MSI * len(a.lpis)
+    return rows
+
+
+def _migration_rows(sc: Any) -> int:
+    """Upper estimate of the trace rows of the migrations (without the MSIs they replay)."""
+    rows = 0
+    for m in sc.migrations:
+        pol = m.source.on_ebusy
+        retries = pol.retry if pol.policy == "retry" else 0
+        rows += (ROWS_PER_MIGRATION + ROWS_PER_MIGRATED_VCPU * sc.vm.vcpus
+                 + ROWS_PER_RETRY * retries)  # fmt: skip
+    return rows
+
+
+def trace_rows(sc: Any) -> int:
+    """Upper estimate of the rows of a valid scenario's trace (the MAX_TRACE_ROWS cap)."""
+    rows = ROWS_PER_MSI * round(_msis(sc)[0]) + _migration_rows(sc)
+    for st in (*sc.guest.boot, *sc.guest.actions):
+        c, _, o = _step_cost(st.kind, st.args)
+        rows += _step_rows(st.kind, st.args, c, o)
+    return rows
 
 
 def _step_cost(kind: str, a: Any) -> tuple[int, int, int]:
@@ -130,14 +182,15 @@ def _resource_problems(sc: Any) -> list[tuple[tuple[Any, ...], str, bool]]:
         out.append((("devices",), f"about {total:,.0f} MSIs before until_us (devices x "
                     f"rate_per_s x (stop_us - start_us), or devices x len(at_us) x events, summed "
                     f"over sources; devices.{big} alone sends {per[big]:,.0f}), more than the cap "
-                    f"of {MAX_MSIS:,} (MAX_MSIS): lower the rates, shorten the run or use fewer "
-                    "devices", True))  # fmt: skip
+                    f"of {MAX_MSIS:,} (MAX_MSIS = MAX_TRACE_ROWS / {ROWS_PER_MSI} trace rows an MSI): lower "
+                    "the rates, shorten the run or use fewer devices", True))  # fmt: skip
     # --- guest work: boot, then actions
     ram = _GuestRam(sc)
     limit = sc.vm.memory_mib
     queue_slots = sc.vm.its.cmdq_kib * 1024 // 32 - 1
     queued, enabled = 0, False
     cmds = mapti = ops = 0
+    guest_rows = 0
     flagged: set[str] = set()
     for where, items in (("boot", sc.guest.boot), ("actions", sc.guest.actions)):
         for i, st in enumerate(items):
@@ -145,6 +198,7 @@ def _resource_problems(sc: Any) -> list[tuple[tuple[Any, ...], str, bool]]:
             loc = ("guest", where, i, kind)
             c, m, o = _step_cost(kind, a)
             cmds, mapti, ops = cmds + c, mapti + m, ops + c + o
+            guest_rows += _step_rows(kind, a, c, o)
             if mapti > MAX_MAPPED_LPIS and "mapti" not in flagged:
                 flagged.add("mapti")
                 out.append((loc, f"the guest maps {mapti:,} LPIs by here (MAPTI commands of "
@@ -174,6 +228,18 @@ def _resource_problems(sc: Any) -> list[tuple[tuple[Any, ...], str, bool]]:
                 out.append((loc, f"guest RAM exhausted: the guest driver's queue, tables, "
                             f"pending tables and ITTs need {'at least' if where == 'boot' else 'up to'} "
                             f"{need:,} MiB by here, vm.memory_mib is {limit:,}", True))  # fmt: skip
+    # --- the trace (memory): only when no cap above already says why it is too big
+    if total <= MAX_MSIS and not flagged & {"ops", "mapti"}:
+        parts = {"devices": ROWS_PER_MSI * round(total), "guest": guest_rows,
+                 "migration": _migration_rows(sc)}  # fmt: skip
+        rows = sum(parts.values())
+        if rows > MAX_TRACE_ROWS:
+            big = max(parts, key=parts.__getitem__)
+            gib = rows * BYTES_PER_TRACE_ROW / (1 << 30)
+            out.append(((big,), f"about {rows:,} trace rows (devices {parts['devices']:,}, guest "
+                        f"{parts['guest']:,}, migrations {parts['migration']:,}; ~{gib:,.1f} GiB "
+                        f"at {BYTES_PER_TRACE_ROW} B a row), more than the cap of "
+                        f"{MAX_TRACE_ROWS:,} (MAX_TRACE_ROWS)", True))  # fmt: skip
     return out
 
 

@@ -17,7 +17,6 @@ from pydantic import (
     Field,
     StrictBool,
     StrictInt,
-    StrictStr,
     ValidationInfo,
     create_model,
     field_serializer,
@@ -457,11 +456,19 @@ class OnEbusy(_Model):
         if v in ("abort", "continue"):
             return {"policy": v}
         if isinstance(v, dict):
-            if "policy" in v:
-                _fail((("policy",), "unknown key 'policy'; valid keys: retry, backoff_us", True))
-            missing = [k for k in ("retry", "backoff_us") if k not in v]
-            if missing:
-                _fail(*[((k,), "missing required key", False) for k in missing])
+            valid = ("retry", "backoff_us")
+            problems = []
+            meant = set()
+            for k in v:
+                if k not in valid:
+                    hint = _suggest(k, valid)
+                    meant.update(x for x in valid if hint and repr(x) in hint)
+                    problems.append(((k,), f"unknown key {_show(k)}{hint}; valid keys: "
+                                     "retry, backoff_us", True))  # fmt: skip
+            problems += [((k,), "missing required key", False) for k in valid
+                         if k not in v and k not in meant]  # fmt: skip
+            if problems:
+                _fail(*problems)
             return {"policy": "retry", **v}
         raise ValueError(f"expected abort, continue or {{retry: N, backoff_us: T}}, got {_show(v)}")
 
@@ -644,16 +651,36 @@ def _timing_out(p: TimingProfile) -> dict[str, Any]:
 
 # --- the scenario ---
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # use with fullmatch (no "\n" after)
+MAX_NAME_LEN = 100  # a name is a directory name: far below NAME_MAX (255 bytes) with suffixes
+
+
+def valid_name(v: Any) -> bool:
+    """The scenario name rule (also for sweep names): a safe single directory name."""
+    return isinstance(v, str) and len(v) <= MAX_NAME_LEN and _NAME_RE.fullmatch(v) is not None
 
 
 def _name(v: Any) -> str:
     if not isinstance(v, str):
         raise ValueError(f"expected a string, got {_show(v)}")
-    if not _NAME_RE.match(v):
+    if len(v) > MAX_NAME_LEN:
+        raise ValueError(f"{len(v):,} characters, more than the cap of {MAX_NAME_LEN} "
+                         "(MAX_NAME_LEN; the name is a directory name)")  # fmt: skip
+    if not valid_name(v):
         raise ValueError(
-            f"{v!r} is not usable as a directory name (letters, digits, '.', '_', '-')"
+            f"{_show(v)} is not usable as a directory name (letters, digits, '.', '_', '-')"
         )
+    return v
+
+
+def _utf8_text(v: Any) -> str:
+    if not isinstance(v, str):
+        raise ValueError(f"expected a string, got {_show(v)}")
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"not encodable as UTF-8: character {e.start + 1} is a lone surrogate "
+                         f"(U+{ord(v[e.start]):04X}); results are written as UTF-8") from None  # fmt: skip
     return v
 
 
@@ -675,7 +702,7 @@ class Scenario(_Model):
     """
 
     name: Annotated[str, BeforeValidator(_name)]
-    description: StrictStr | None = None
+    description: Annotated[str, BeforeValidator(_utf8_text)] | None = None
     seed: Annotated[StrictInt, Field(ge=0, le=MAX_SEED)] = 0
     until_ns: PosMicros = Field(100_000_000, alias="until_us")
     timing: Annotated[TimingProfile, BeforeValidator(_timing_profile)] = Field(

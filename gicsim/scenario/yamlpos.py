@@ -59,6 +59,8 @@ def _plain(node: Any, path: tuple[Any, ...], pos: _Positions, problems: list[tup
 
 
 def _scalar(v: Any) -> Any:
+    if isinstance(v, TaggedScalar):  # refused on the node graph (``_check_nodes``)
+        return str(v.value)
     if isinstance(v, bool):
         return bool(v)
     if type(v).__name__ == "ScalarBoolean":
@@ -101,10 +103,10 @@ def _key_part(kn: Any) -> Any:
     return "?"
 
 
-def _expanded_size(root: Any, cap: int) -> int | None:
+def _expanded_size(root: Any, cap: int) -> int | Any:
     """Values of the document after alias expansion (as ``_plain`` counts them: every value,
-    plus keys that are collections), at most ``cap + 1``; None when an alias refers to a node
-    it is inside (a recursive document).
+    plus keys that are collections), at most ``cap + 1``; or, when an alias refers to a node
+    it is inside (a recursive document), that node.
 
     Each distinct node is looked at once (sizes are memoised), so an alias bomb of a few
     hundred bytes costs a few hundred steps, not 10**N."""
@@ -126,7 +128,7 @@ def _expanded_size(root: Any, cap: int) -> int | None:
         for c in _counted(node):
             cid = id(c)
             if cid in on_path:
-                return None
+                return c
             if cid not in size:
                 stack.append((c, False))
     return size[id(root)]
@@ -139,6 +141,24 @@ def _counted(node: Any) -> list[Any]:
     if isinstance(node, SequenceNode):
         return list(node.value)
     return []
+
+
+def _path_to(root: Any, target: Any) -> tuple[Any, ...]:
+    """The first path (depth first, each node once) from ``root`` to ``target``."""
+    seen: set[int] = set()
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(root, ())]
+    while stack:
+        node, path = stack.pop()
+        if node is target:
+            return path
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, MappingNode):
+            stack += [(v, path + (_key_part(k),)) for k, v in reversed(node.value)]
+        elif isinstance(node, SequenceNode):
+            stack += [(v, path + (i,)) for i, v in reversed(list(enumerate(node.value)))]
+    return ()
 
 
 class _Checked:
@@ -216,9 +236,10 @@ def parse_yaml(text: str, filename: str) -> _Doc:
     yaml = YAML(typ="rt")
     yaml.doc_infos.append(DocInfo(requested_version=version(yaml.version)))
     yaml.tags = {}
-    constructor, parser = yaml.get_constructor_parser(text)
+    parser = None
     try:
         try:
+            constructor, parser = yaml.get_constructor_parser(text)
             root = constructor.composer.get_single_node()
         except YAMLError as e:
             raise ScenarioError(_yaml_problem(filename, text, e)) from None
@@ -230,9 +251,12 @@ def parse_yaml(text: str, filename: str) -> _Doc:
             return _Doc(None, _Positions(), [])
         size = _expanded_size(root, MAX_NODES)
         where = f"{filename}:{root.start_mark.line + 1}:{root.start_mark.column + 1}"
-        if size is None:
-            raise ScenarioError([f"{where}: <yaml>: an alias refers to a node it is inside "
-                                 "(recursive documents are not supported)"])  # fmt: skip
+        if not isinstance(size, int):
+            m = size.start_mark
+            path = ".".join(str(p) for p in _path_to(root, size)) or "<root>"
+            raise ScenarioError([f"{filename}:{m.line + 1}:{m.column + 1}: {path}: an alias "
+                                 "inside this node refers to it (recursive YAML is not "
+                                 "supported)"])  # fmt: skip
         if size > MAX_NODES:
             raise ScenarioError([f"{where}: <yaml>: more than {MAX_NODES:,} values after alias "
                                  "expansion (MAX_NODES; aliases expanding?)"])  # fmt: skip
@@ -249,7 +273,8 @@ def parse_yaml(text: str, filename: str) -> _Doc:
         except Exception as e:  # noqa: BLE001 - e.g. an int of more than 4300 digits
             raise ScenarioError([f"{filename}:0:0: <yaml>: cannot parse: {_first_line(e)}"]) from None
     finally:
-        parser.dispose()
+        if parser is not None:
+            parser.dispose()
     pos = _Positions()
     if isinstance(doc, CommentedMap | CommentedSeq):
         pos.value[()] = (doc.lc.line + 1, doc.lc.col + 1)

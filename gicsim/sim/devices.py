@@ -9,10 +9,10 @@ import random
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
+from gicsim.sim.board import Board
 from gicsim.sim.component import Component
 
 if TYPE_CHECKING:
-    from gicsim.sim.simulation import Simulation
     from gicsim.sim.vm import VirtualMachine
 
 
@@ -21,7 +21,7 @@ class MsiSource(Component):
 
     def __init__(
         self,
-        sim: Simulation,
+        sim: Board,
         device: int,
         events: tuple[int, ...],
         times: tuple[int, ...] | None,
@@ -95,7 +95,7 @@ class Fabric(Component):
 
     base_name = "devices"
 
-    def __init__(self, sim: Simulation) -> None:
+    def __init__(self, sim: Board) -> None:
         super().__init__(sim.env, sim.trace, None)
         self.sim = sim
         self.quiesced = False

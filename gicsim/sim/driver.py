@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 from gicsim.kvm import commands as C
 from gicsim.kvm.arm_gic_v3 import GICR_CTLR, GICR_PENDBASER
 from gicsim.kvm.its import GITS_CTLR, GITS_CWRITER
+from gicsim.sim.board import Board
 from gicsim.sim.component import Component
 from gicsim.sim.guest import LPI_PROP_DEFAULT_PRIO, GuestItsDriver, QueueFull
 
 if TYPE_CHECKING:
-    from gicsim.sim.simulation import Simulation
     from gicsim.sim.vcpu import Vcpu
 
 # (raw command, gcmd row fields: vcpu, lpi, device, event, icid, info)
@@ -28,7 +28,7 @@ QUEUE_TIMEOUT_NS = 1_000_000_000
 class GuestDriver(Component):
     base_name = "its_driver"
 
-    def __init__(self, sim: Simulation) -> None:
+    def __init__(self, sim: Board) -> None:
         super().__init__(sim.env, sim.trace, sim.guest)
         self.sim = sim
         sc = sim.scenario

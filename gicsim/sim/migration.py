@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Generator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gicsim.judge.state import architectural_state
 from gicsim.kvm.errors import EBUSY, KvmError
 from gicsim.kvm.memory import PAGE_SIZE
 from gicsim.sim import vmm
+from gicsim.sim.board import Board
 from gicsim.sim.vm import VIRT_GIC_ITS, VirtualMachine
-
-if TYPE_CHECKING:
-    from gicsim.sim.simulation import Simulation
 
 MAX_PRECOPY_ROUNDS = 30
 #: GITS_* registers other than CTLR, in QEMU's post_load order
@@ -46,7 +44,7 @@ class Stop(Exception):
 class MigrationController:
     """One migration of the running VM to a fresh destination VM."""
 
-    def __init__(self, sim: Simulation, index: int, cfg: Any) -> None:
+    def __init__(self, sim: Board, index: int, cfg: Any) -> None:
         self.sim = sim
         self.env = sim.env
         self.trace = sim.trace

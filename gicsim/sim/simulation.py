@@ -16,7 +16,7 @@ import pandas as pd
 import simpy
 
 from gicsim.judge import oracles
-from gicsim.judge.trace import Record, Trace, records_to_frame
+from gicsim.judge.trace import ICID, INFO, KIND, Record, Trace, public_frame, records_to_frame
 from gicsim.kvm.releases import KernelProfile
 from gicsim.scenario import Scenario, load_scenario, scenario_from_dict
 from gicsim.sim.component import Component
@@ -118,6 +118,13 @@ class Result:
 
     @property
     def trace(self) -> pd.DataFrame:
+        """The trace table (docs/trace-schema.md): one meaning per column, ``<NA>`` where a
+        field does not apply."""
+        return public_frame(records_to_frame(self.records))
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """The records as a frame in record layout (``-1`` sentinels), for the analysis."""
         return records_to_frame(self.records)
 
 
@@ -146,7 +153,7 @@ def run(src: str | Path | dict[str, Any] | Scenario) -> Result:
 def summarise(sim: Simulation, v: oracles.Verdict, wall_s: float) -> dict[str, Any]:
     rec = sim.trace.rec
     first_resume = next(
-        (i for i, r in enumerate(rec) if r[1] == "migration" and r[8] == "resume" and r[7] == 0), None
+        (i for i, r in enumerate(rec) if r[KIND] == "migration" and r[INFO] == "resume" and r[ICID] == 0), None
     )
     delivered = oracles.delivered_counts(rec, first_resume)
     return {

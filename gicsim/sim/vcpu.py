@@ -14,17 +14,17 @@ from typing import TYPE_CHECKING, Any
 
 import simpy
 
+from gicsim.sim.board import Board
 from gicsim.sim.component import Component
 
 if TYPE_CHECKING:
-    from gicsim.sim.simulation import Simulation
     from gicsim.sim.vm import VirtualMachine
 
 
 class Vcpu(Component):
     base_name = "vcpu"
 
-    def __init__(self, sim: Simulation, index: int) -> None:
+    def __init__(self, sim: Board, index: int) -> None:
         super().__init__(sim.env, sim.trace, sim.guest, index=index)
         self.sim = sim
         self.id = index

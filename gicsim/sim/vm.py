@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import simpy
 
+from gicsim.judge.trace import CMD_FIELDS
 from gicsim.kvm.its import (
     MSI_ACCEPTED,
     MSI_ITS_DISABLED,
@@ -18,11 +19,19 @@ from gicsim.kvm.its import (
 from gicsim.kvm.kvm_device import GicV3Device, ItsDevice
 from gicsim.kvm.memory import GuestMemory
 from gicsim.kvm.vgic_init import Vgic
+from gicsim.sim.board import Board
 from gicsim.sim.component import Component
 
 if TYPE_CHECKING:
     from gicsim.kvm.commands import ItsCmd
-    from gicsim.sim.simulation import Simulation
+
+#: per command: does its ``cmd`` row carry (rdbase, pintid, devid, eventid, icid / RDbase2)
+_CMD_USES = {
+    name: ("cmd_vcpu" in f or "cmd_from_vcpu" in f, "lpi" in f, "device" in f, "event" in f,
+           "icid" in f or name == "MOVALL")
+    for name, f in CMD_FIELDS.items()
+}  # fmt: skip
+_NO_FIELDS = (False,) * 5
 
 #: ITS base address on the arm virt machine (VIRT_GIC_ITS)
 VIRT_GIC_ITS = 0x0808_0000
@@ -36,7 +45,7 @@ _INT_REASON = {
 class VirtualMachine(Component):
     base_name = "vm"
 
-    def __init__(self, sim: Simulation, index: int) -> None:
+    def __init__(self, sim: Board, index: int) -> None:
         super().__init__(sim.env, sim.trace, None, index=index)
         self.sim = sim
         self.index = index
@@ -60,8 +69,12 @@ class VirtualMachine(Component):
         now = self.env.now
         rec = self.trace.rec
         name = cmd.name
+        # only the fields this command uses (gicsim.judge.trace.CMD_FIELDS), -1 elsewhere
+        u = _CMD_USES.get(name, _NO_FIELDS)
         rec.append(
-            (now, "cmd", self.side, cmd.target_addr, cmd.pintid, cmd.devid, cmd.eventid, cmd.icid,
+            (now, "cmd", self.side,
+             cmd.target_addr if u[0] else -1, cmd.pintid if u[1] else -1, cmd.devid if u[2] else -1,
+             cmd.eventid if u[3] else -1, (cmd.target_addr2 if name == "MOVALL" else cmd.icid) if u[4] else -1,
              name if err is None else f"{name}:{err}")
         )  # fmt: skip
         if name == "INT":

@@ -1,0 +1,459 @@
+"""Running a sweep: the resumable store, local worker processes, a Dask cluster, signals.
+
+Every finished run is stored as ``OUT/runs/<key>.json`` (written atomically by
+``gicsim.present.output``); a stored run that cannot be read back is reported and run
+again. Work is handed out in a bounded window (at most twice the number of workers in
+flight), so stopping a sweep only has to cancel that window. SIGINT and SIGTERM stop the
+sweep between two stores (never half-way through writing one): pending runs are
+cancelled, local workers are terminated, and the store holds every run finished so far.
+Local workers also die with the sweep process when it is killed outright
+(``PR_SET_PDEATHSIG`` on Linux, plus a watchdog thread polling the parent pid).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+from gicsim.present.output import (
+    printable,
+    clean_stale_temps,
+    write_bytes_atomic,
+    write_json_atomic,
+    write_text_atomic,
+)
+from gicsim.scenario.load import InputFileError, read_input_file
+from gicsim.sweeps.spec import Run, Sweep
+
+MAX_STORED_BYTES = 16 << 20  # one stored run (its summary is a few KiB)
+MAX_JOBS = min(256, 4 * (os.cpu_count() or 1))
+DASK_PORT = 8786
+
+
+class SweepInterrupted(BaseException):
+    """SIGINT or SIGTERM: a BaseException, so no ``except Exception`` on the way takes it
+    for an error of its own."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class RunFailed(Exception):
+    """A run raised (in a worker or in-process); ``run`` says which."""
+
+    def __init__(self, run: Run, error: BaseException) -> None:
+        super().__init__(f"run {run.index} failed: {type(error).__name__}: {error}")
+        self.run = run
+        self.error = error
+
+
+class StoreError(Exception):
+    """A stored run cannot be used and cannot be replaced."""
+
+
+# ----------------------------------------------------------------------- signals ----
+_critical_depth = 0
+_pending: list[int] = []
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    if _critical_depth:
+        _pending.append(signum)
+        return
+    raise SweepInterrupted(signum)
+
+
+@contextlib.contextmanager
+def critical() -> Iterator[None]:
+    """A result being stored: a signal waits until it is complete."""
+    global _critical_depth
+    _critical_depth += 1
+    try:
+        yield
+    finally:
+        _critical_depth -= 1
+        if not _critical_depth and _pending:
+            signum = _pending[0]
+            _pending.clear()
+            raise SweepInterrupted(signum)
+
+
+@contextlib.contextmanager
+def signals_stop_the_sweep() -> Iterator[None]:
+    old = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+# ----------------------------------------------------------------------- workers ----
+def run_one(scenario: dict[str, Any]) -> dict[str, Any]:
+    """Worker entry point (picklable): run one resolved scenario, return its summary."""
+    from gicsim.judge.trace import digest
+    from gicsim.sim.simulation import run
+
+    res = run(scenario)
+    return {**res.summary, "trace_digest": digest(res.records)}
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _worker_init(parent: int) -> None:
+    """Local worker initializer: die with the parent, leave signals to the parent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: parent decides
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before the prctl took effect
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), name="gicsim-parent-watch",
+                     daemon=True).start()  # fmt: skip
+
+
+def _watch_parent(parent: int) -> None:
+    """Fallback where PR_SET_PDEATHSIG is not available: poll the parent pid."""
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent:
+            os._exit(1)
+
+
+def local_executor(jobs: int, todo: int) -> ProcessPoolExecutor:
+    """At most ``jobs`` (and no more than runs to do) forked workers that die with us."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
+    return ProcessPoolExecutor(max_workers=max(1, min(jobs, todo)), mp_context=ctx,
+                               initializer=_worker_init, initargs=(os.getpid(),))  # fmt: skip
+
+
+def stop_executor(executor: Executor, cancel: bool) -> None:
+    """Shut down; with ``cancel`` drop pending work and terminate local workers now."""
+    if not cancel:
+        executor.shutdown(wait=True)
+        return
+    if isinstance(executor, ProcessPoolExecutor):
+        procs = list((getattr(executor, "_processes", None) or {}).values())
+        executor.shutdown(wait=False, cancel_futures=True)
+        for p in procs:
+            with contextlib.suppress(Exception):
+                p.terminate()
+        deadline = time.monotonic() + 5
+        for p in procs:
+            with contextlib.suppress(Exception):
+                p.join(max(0.0, deadline - time.monotonic()))
+                if p.is_alive():
+                    p.kill()
+                    p.join(1)
+        return
+    executor.shutdown(wait=False)  # a Dask ClientExecutor cancels its futures
+
+
+def workers_of(executor: Executor) -> int:
+    n = getattr(executor, "_max_workers", None)
+    if isinstance(n, int):
+        return n
+    client = getattr(executor, "_client", None)
+    if client is not None:
+        with contextlib.suppress(Exception):
+            return max(1, sum(client.nthreads().values()))
+    return 1
+
+
+# ------------------------------------------------------------------------- store ----
+_KEY_RE = re.compile(r"[0-9a-f]{20}")
+
+
+class RunStore:
+    """``DIR/<key>.json``: one finished run each, ``{"key", "overrides", "summary"}``."""
+
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.dir.mkdir(parents=True, exist_ok=True)
+        clean_stale_temps(self.dir)  # what a killed sweep was writing
+
+    def path(self, run: Run) -> Path:
+        assert _KEY_RE.fullmatch(run.key)
+        return self.dir / f"{run.key}.json"
+
+    def get(self, run: Run) -> tuple[dict[str, Any] | None, str | None]:
+        """(summary, None) for a usable stored run, (None, None) when there is none,
+        (None, why) when the stored one is corrupt."""
+        p = self.path(run)
+        if not os.path.lexists(p):
+            return None, None
+        try:
+            saved = json.loads(read_input_file(p, MAX_STORED_BYTES, "stored run", "MAX_STORED_BYTES"))
+            if not isinstance(saved, dict) or not isinstance(saved.get("summary"), dict):
+                raise ValueError("not a stored run")
+            if saved.get("key", run.key) != run.key:
+                raise ValueError("stored under another key")
+            flat_row(run, saved["summary"])  # everything the results need is there
+        except InputFileError as e:
+            return None, e.reason
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as e:
+            why = "not JSON" if isinstance(e, json.JSONDecodeError) else (
+                f"missing {e}" if isinstance(e, KeyError) else str(e) or type(e).__name__)  # fmt: skip
+            return None, why
+        return saved["summary"], None
+
+    def put(self, run: Run, summary: dict[str, Any]) -> None:
+        """Atomically (a link, FIFO or file in the way is replaced by the rename, never
+        followed or opened); a directory in the way is refused."""
+        p = self.path(run)
+        if p.is_dir() and not p.is_symlink():
+            raise StoreError(f"{p}: a directory is in the way of a stored run; remove it")
+        write_json_atomic(p, {"key": run.key, "overrides": run.overrides, "summary": summary})
+
+
+# ----------------------------------------------------------------------- running ----
+def flat_row(run: Run, summary: dict[str, Any]) -> dict[str, Any]:
+    lp = summary["lpis"]
+    m = summary["migrations"][0] if summary["migrations"] else {}
+    row: dict[str, Any] = {"run": run.index, "key": run.key, "seed": summary["seed"]}
+    for k, v in run.overrides.items():
+        row[k] = json.dumps(v) if isinstance(v, dict | list) else v
+    row.update(
+        status=m.get("status", "none"),
+        lost=lp["lost"],
+        spurious=lp["spurious"],
+        misrouted=lp["misrouted"],
+        ebusy=sum(x["ebusy"] for x in summary["migrations"]),
+        accepted=lp["accepted"],
+        delivered=lp["delivered"],
+        downtime_ns=m.get("downtime_ns"),
+        latency_p50_ns=lp["latency_ns"]["p50"],
+        latency_p99_ns=lp["latency_ns"]["p99"],
+        state_match=summary["state_match"],
+        expect_passed=summary["expect"]["passed"],
+        events=summary["events"],
+        wall_s=summary["wall_s"],
+        trace_digest=summary.get("trace_digest"),
+    )
+    for reason, n in lp["dropped"].items():
+        row[f"dropped_{reason}"] = n
+    return row
+
+
+def _drain(executor: Executor, todo: list[Run], done: Callable[[Run, dict[str, Any]], None],
+           window: int) -> None:  # fmt: skip
+    """Submit at most ``window`` runs at a time; cancel whatever is pending on the way out."""
+    it = iter(todo)
+    pending: dict[Future[Any], Run] = {}
+
+    def fill() -> None:
+        while len(pending) < window:
+            r = next(it, None)
+            if r is None:
+                return
+            pending[executor.submit(run_one, r.scenario)] = r
+
+    try:
+        fill()
+        while pending:
+            finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+            for f in finished:
+                r = pending.pop(f)
+                try:
+                    summary = f.result()
+                except Exception as e:  # noqa: BLE001 - reported with the run that failed
+                    raise RunFailed(r, e) from e
+                done(r, summary)
+            fill()
+    finally:
+        for f in pending:
+            f.cancel()
+
+
+def execute(
+    sweep: Sweep,
+    outdir: Path,
+    executor: Executor | None = None,
+    progress: bool = True,
+    warn: Callable[[str], None] | None = None,
+    window: int | None = None,
+    jobs: int = 1,
+) -> tuple[list[dict[str, Any]], int]:
+    """Run what is missing; returns (rows of every run, how many ran now).
+
+    ``executor``: where runs go (None: in this process, or ``jobs`` > 1 local worker
+    processes started and stopped here). ``warn`` gets one line per corrupt stored run."""
+    from tqdm import tqdm
+
+    store = RunStore(outdir / "runs")
+    summaries: dict[int, dict[str, Any]] = {}
+    todo = []
+    for r in sweep.runs:
+        s, why = store.get(r)
+        if s is not None:
+            summaries[r.index] = s
+            continue
+        if why is not None and warn is not None:
+            warn(f"gicsim: {store.path(r)}: stored run is corrupt ({why}); running it again")
+        todo.append(r)
+    bar = tqdm(total=len(sweep.runs), initial=len(sweep.runs) - len(todo), unit="run",
+               disable=not progress, file=sys.stderr)  # fmt: skip
+
+    def stored(run: Run, summary: dict[str, Any]) -> None:
+        with critical():
+            store.put(run, summary)
+        summaries[run.index] = summary
+        bar.update(1)
+
+    own = None
+    if executor is None and jobs > 1 and len(todo) > 1:
+        executor = own = local_executor(jobs, len(todo))
+    ok = False
+    try:
+        if executor is None:
+            for r in todo:
+                try:
+                    s = run_one(r.scenario)
+                except Exception as e:  # noqa: BLE001 - reported with the run that failed
+                    raise RunFailed(r, e) from e
+                stored(r, s)
+        else:
+            _drain(executor, todo, stored, window or 2 * workers_of(executor))
+        ok = True
+    finally:
+        bar.close()
+        if own is not None:
+            with critical():  # a second signal must not cut the clean-up short
+                stop_executor(own, cancel=not ok)
+    rows = [flat_row(r, summaries[r.index]) for r in sweep.runs]
+    return rows, len(todo)
+
+
+def comparison(rows: Iterable[dict[str, Any]], report: dict[str, str]) -> str:
+    import pandas as pd
+
+    df = pd.DataFrame(list(rows))
+    out = [f"# Sweep: {len(df)} runs", ""]
+    y = report.get("y", "lost")
+    x = report.get("x")
+    g = report.get("group")
+    if x and x in df and y in df:
+        cols = g if g and g in df else None
+        table = df.pivot_table(index=x, columns=cols, values=y, aggfunc="mean")
+        out += [f"Mean `{y}` by `{x}`" + (f" and `{g}`" if cols else "") + ":", "", table.to_markdown(), ""]
+    counts = df.groupby("status").size().to_dict()
+    out += ["Migration outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), ""]
+    shown = [c for c in df.columns if c not in ("key",)]
+    out += ["| " + " | ".join(shown) + " |", "|" + "---|" * len(shown)]
+    for _, r in df.iterrows():
+        out.append("| " + " | ".join(str(r[c]) for c in shown) + " |")
+    return "\n".join(out) + "\n"
+
+
+def finish(rows: list[dict[str, Any]], outdir: Path, report: dict[str, str]) -> None:
+    """``summaries.parquet`` and ``report.md``, each written atomically (temporary file
+    with an unpredictable name, then rename: a planted link is replaced, never followed)."""
+    import pandas as pd
+
+    buf = io.BytesIO()
+    pd.DataFrame(rows).to_parquet(buf, index=False)
+    text = comparison(rows, report)
+    clean_stale_temps(outdir)
+    with critical():
+        write_bytes_atomic(outdir / "summaries.parquet", buf.getvalue())
+        write_text_atomic(outdir / "report.md", text)
+
+
+# -------------------------------------------------------------------------- dask ----
+class DaskAddressError(ValueError):
+    pass
+
+
+_HOST = r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,252}))"
+_ADDR_RE = re.compile(rf"(?:(?P<scheme>tcp|tls)://)?(?P<host>{_HOST})(?::(?P<port>[0-9]{{1,5}}))?")
+
+
+def dask_address(address: str) -> str:
+    """``[tcp://|tls://]HOST[:PORT]`` -> ``SCHEME://HOST:PORT`` (port 8786 by default)."""
+    m = _ADDR_RE.fullmatch(address)
+    if not m:
+        shown = address if len(address) <= 80 and address.isprintable() else repr(address[:80]) + "..."
+        raise DaskAddressError(f"--dask: {shown!r} is not a scheduler address; expected "
+                               f"[tcp://|tls://]HOST[:PORT] (e.g. tcp://10.0.0.5:{DASK_PORT})")  # fmt: skip
+    port = int(m.group("port") or DASK_PORT)
+    if not 1 <= port <= 65535:
+        raise DaskAddressError(f"--dask: port {port} out of range 1..65535")
+    return f"{m.group('scheme') or 'tcp'}://{m.group('host')}:{port}"
+
+
+def dask_client(address: str, timeout: float, ca: str | None, cert: str | None, key: str | None) -> Any:
+    """A connected Client; raises DaskAddressError (bad input) or ConnectionError (cannot
+    reach the scheduler within ``timeout`` seconds, or it has no workers)."""
+    import logging
+
+    addr = dask_address(address)
+    tls = any((ca, cert, key))
+    if tls and not addr.startswith("tls://"):
+        raise DaskAddressError("--dask-tls-*: TLS needs a tls:// scheduler address")
+    if tls and not (ca and cert and key):
+        raise DaskAddressError("--dask-tls-ca, --dask-tls-cert and --dask-tls-key go together")
+    for opt, f in (("--dask-tls-ca", ca), ("--dask-tls-cert", cert), ("--dask-tls-key", key)):
+        if f is not None and not os.path.isfile(f):
+            raise DaskAddressError(f"{opt}: {printable(f)}: no such file")
+    import dask
+
+    if addr.startswith("tls://") and not tls and not dask.config.get("distributed.comm.tls.ca-file", None):
+        raise DaskAddressError("a tls:// address needs --dask-tls-ca, --dask-tls-cert and --dask-tls-key "
+                               "(or distributed.comm.tls.* in a Dask config)")  # fmt: skip
+    # distributed logs every failed attempt (and then raises); the one line is ours
+    for name in ("distributed", "distributed.client", "distributed.comm", "distributed.core"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    from dask.distributed import Client
+    from distributed.security import Security
+
+    kw: dict[str, Any] = {}
+    if tls:
+        kw["security"] = Security(tls_ca_file=ca, tls_client_cert=cert, tls_client_key=key,
+                                  require_encryption=True)  # fmt: skip
+    try:
+        client = Client(addr, timeout=timeout, set_as_default=False, **kw)
+    except BaseException as e:
+        # the half-made Client closes itself when collected and may time out doing so
+        # ("Exception ignored in Client.__del__"): we are leaving with one line anyway
+        sys.unraisablehook = lambda _: None
+        import ssl
+
+        if isinstance(e, ssl.SSLError):
+            raise ConnectionError(f"cannot connect to the Dask scheduler at {addr}: TLS: {_short(e)}") from None
+        if isinstance(e, OSError | TimeoutError):
+            raise ConnectionError(f"cannot reach the Dask scheduler at {addr} within {timeout:g} s "
+                                  f"({_short(e)})") from None  # fmt: skip
+        if isinstance(e, Exception):  # e.g. TLS setup errors
+            raise ConnectionError(f"cannot connect to the Dask scheduler at {addr}: {_short(e)}") from None
+        raise
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except Exception:  # noqa: BLE001 - dask's TimeoutError
+        with contextlib.suppress(Exception):
+            client.close(timeout=2)
+        raise ConnectionError(f"the Dask scheduler at {addr} has no workers (waited {timeout:g} s)") from None
+    return client
+
+
+def _short(e: BaseException) -> str:
+    s = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return s if len(s) <= 200 else s[:200] + "..."
