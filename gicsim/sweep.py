@@ -162,6 +162,9 @@ def _sweep(sweep_file: str, jobs: int, dask_address: str | None, dask_timeout: f
             except DaskAddressError as e:
                 _fail(2, f"gicsim: {e}")
             except ConnectionError as e:
+                # a half-made Client closes itself when collected and may time out doing so
+                # ("Exception ignored in Client.__del__", a traceback): we leave with one line
+                sys.unraisablehook = lambda _: None
                 _fail(3, f"gicsim: {e}")
             executor = client.get_executor()
         rows, ran = execute(sw, out, executor, progress=progress, warn=lambda s: click.echo(s, err=True),

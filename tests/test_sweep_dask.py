@@ -144,9 +144,9 @@ def test_sweep_over_tls(tmp_path):
                       "--dask-tls-key", str(key), "-o", str(tmp_path / "out"))  # fmt: skip
         assert r.returncode == 0, r.stderr
         # no certificates for a tls:// address: refused before connecting
-        nocert = sweep_cmd(str(f), "--dask", address, "-o", str(tmp_path / "o2"))
-        assert nocert.returncode == 2, nocert.stderr
-        assert nocert.stderr.strip().splitlines() == [
+        nocert = CliRunner().invoke(main, ["sweep", str(f), "--dask", address, "-o", str(tmp_path / "o2")])
+        assert nocert.exit_code == 2, nocert.output
+        assert nocert.output.strip().splitlines() == [
             "gicsim: a tls:// address needs --dask-tls-ca, --dask-tls-cert and --dask-tls-key "
             "(or distributed.comm.tls.* in a Dask config)"]  # fmt: skip
         # plain TCP to the TLS scheduler does not get in: one line, exit 3

@@ -698,10 +698,13 @@ class VgicIts:
             raise ItsCommandError("E_ITS_MOVALL_PROCNUM_OOR")
         if vcpu1 == vcpu2:
             return
-        # The xarray conversion dropped the filter on the source vCPU (kvm-its-facts §5.2):
-        # every LPI of the VM moves to vcpu2.
+        # Every LPI of the VM is visited (xa_for_each), but update_affinity(irq, vcpu1, vcpu2)
+        # only retargets those whose target is vcpu1 (6.1.192 and 6.12.117 alike, seen by the
+        # kernel reference: tests/test_linux_differential.py).
         for intid in sorted(self.vgic.lpi_xa):
-            self.update_affinity(self.vgic.lpi_xa[intid], vcpu2)
+            irq = self.vgic.lpi_xa[intid]
+            if irq.target_vcpu == vcpu1:
+                self.update_affinity(irq, vcpu2)
         self.vgic_its_invalidate_cache()
 
     def cmd_int(self, c: ItsCmd) -> None:

@@ -432,9 +432,6 @@ def dask_client(address: str, timeout: float, ca: str | None, cert: str | None, 
     try:
         client = Client(addr, timeout=timeout, set_as_default=False, **kw)
     except BaseException as e:
-        # the half-made Client closes itself when collected and may time out doing so
-        # ("Exception ignored in Client.__del__"): we are leaving with one line anyway
-        sys.unraisablehook = lambda _: None
         import ssl
 
         if isinstance(e, ssl.SSLError):
