@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from skeleton import Skeleton  # noqa: E402
 
-from gicsim import oracles  # noqa: E402
+from gicsim.judge import oracles  # noqa: E402
 from gicsim.judge.trace import records_to_frame  # noqa: E402
 from gicsim.scenario import load_scenario, resolved_dict, scenario_from_dict  # noqa: E402
 from gicsim.sim.simulation import Simulation, run  # noqa: E402

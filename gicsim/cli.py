@@ -452,7 +452,4 @@ def _register_optional() -> None:
 _register_optional()
 
 if __name__ == "__main__":  # pragma: no cover
-    # run the package's instance of the group (the one optional commands registered on)
-    from gicsim.cli import main as _main
-
-    _main()
+    main()  # the optional commands are registered above, on this module's group too

@@ -71,7 +71,7 @@ def _fail(code: int, *lines: str) -> typing.NoReturn:
               help=f"Local worker processes, 1..{MAX_JOBS} (4 per CPU, at most 256).")  # fmt: skip
 @click.option("--dask", "dask_address", default=None, metavar="ADDRESS",
               help="Run on a Dask cluster: [tcp://|tls://]HOST[:PORT] of its scheduler (port 8786 "
-                   "by default). Trusted clusters only: see below.")  # fmt: skip
+                   "by default). Trusted clusters only: see the note above.")  # fmt: skip
 @click.option("--dask-timeout", type=float, default=5.0, show_default=True, metavar="SECONDS",
               help="How long to try to reach the scheduler and wait for a first worker.")  # fmt: skip
 @click.option("--dask-tls-ca", type=click.Path(dir_okay=False), default=None,
@@ -101,7 +101,8 @@ def sweep(sweep_file: str, jobs: int, dask_address: str | None, dask_timeout: fl
     --tls-cert and --tls-key, and give a tls:// address with --dask-tls-ca, --dask-tls-cert
     and --dask-tls-key (or put them in a Dask config: distributed.comm.tls.ca-file and
     distributed.comm.tls.client.cert/key, with distributed.comm.require-encryption).
-    The workers need gicsim installed.
+    The scheduler and the workers need the same gicsim installed (the scheduler
+    unpickles the tasks too).
 
     Exit status: 0 done; 2 bad sweep file or options; 3 cannot reach the scheduler,
     cannot write the results, or a run failed; 130/143 interrupted.
@@ -119,6 +120,8 @@ def sweep(sweep_file: str, jobs: int, dask_address: str | None, dask_timeout: fl
             _sweep(sweep_file, jobs, dask_address, dask_timeout, (dask_tls_ca, dask_tls_cert, dask_tls_key),
                    outdir, not no_progress)  # fmt: skip
     except SweepInterrupted as e:
+        if dask_address is not None:  # a half-made Client may complain when collected at exit
+            sys.unraisablehook = lambda _: None
         where = f" in {e.args[1]}/runs" if len(e.args) > 1 else ""
         _fail(128 + e.signum, f"gicsim: sweep interrupted by {signal.Signals(e.signum).name}; the "
                               f"finished runs are kept{where}: run the sweep again to resume")  # fmt: skip
@@ -137,7 +140,8 @@ def _sweep(sweep_file: str, jobs: int, dask_address: str | None, dask_timeout: f
            progress: bool) -> None:  # fmt: skip
     """The sweep command's one error boundary: input errors exit 2, environment and
     internal errors exit 3, one line each."""
-    from gicsim.sweeps.runner import DaskAddressError, StoreError, dask_address as parse_address, dask_client
+    from gicsim.sweeps.runner import DaskAddressError, StoreError, dask_client
+    from gicsim.sweeps.runner import dask_address as parse_address
 
     if dask_address is not None:
         try:
@@ -176,9 +180,14 @@ def _sweep(sweep_file: str, jobs: int, dask_address: str | None, dask_timeout: f
         raise
     except RunFailed as e:
         r = e.run
-        what = (f"a worker process died ({type(e.error).__name__}: killed, or out of memory?)"
-                if type(e.error).__name__ == "BrokenProcessPool" else
-                f"internal error ({type(e.error).__name__}: {_first_line(e.error)})")  # fmt: skip
+        name = type(e.error).__name__
+        if name == "BrokenProcessPool":
+            what = f"a worker process died ({name}: killed, or out of memory?)"
+        elif client is not None and (isinstance(e.error, ImportError) or "deserializ" in str(e.error)):
+            what = (f"the Dask scheduler or a worker cannot load the task ({name}: "
+                    f"{_first_line(e.error)}); they need the same gicsim installed as here")  # fmt: skip
+        else:
+            what = f"internal error ({name}: {_first_line(e.error)})"
         _fail(3, f"gicsim: run {r.index} ({r.key}, overrides {r.overrides}) failed: {what}; the "
                  f"finished runs are kept in {out}/runs")  # fmt: skip
     except StoreError as e:

@@ -73,10 +73,15 @@ def assert_invariants(vm: Any) -> None:
         for name in ("creadr", "cwriter"):
             v = getattr(its, name)
             assert v % 32 == 0 and 0 <= v < qsize, f"{name} {v:#x} (queue {qsize:#x})"
+    # vgic_queue_irq_unlock takes a reference for the ap_list (vgic_get_irq_kref) and
+    # vgic_prune_ap_list drops it: a queued LPI is referenced even with no ITE left
+    for cpu in vgic.cpus:
+        for irq in cpu.ap_list.values():
+            refs[id(irq)] = refs.get(id(irq), 0) + 1
     for intid, irq in vgic.lpi_xa.items():
         assert irq.intid == intid, f"lpi_xa[{intid}] is LPI {irq.intid}"
         n = refs.get(id(irq), 0)
-        assert n >= 1, f"LPI {intid} is referenced by no ITE and no cache entry"
+        assert n >= 1, f"LPI {intid} is referenced by no ITE, no cache entry and no ap_list"
         assert irq.refcount == n, f"LPI {intid}: refcount {irq.refcount}, references {n}"
         assert irq.target_vcpu is None or 0 <= irq.target_vcpu < nr, irq
         if irq.vcpu is not None:

@@ -187,8 +187,9 @@ def test_save_pending_tables_enxio_before_init():
 def test_redist_regs_errno(vm):
     with pytest.raises(EINVAL):
         vm.gic.get_attr(RD, (0x5 << 32) | GICR_CTLR)  # MPIDR of no vCPU (vCPU 5 of 4)
-    with pytest.raises(ENXIO):
-        vm.gic.get_attr(RD, redist_attr(0, 0x0400))
+    # vgic_uaccess_read (vgic-mmio.c): an offset with no register region reads as 0 and
+    # returns 0 (was -ENXIO here; the kernel reference shows 0: test_kernel_fidelity.py)
+    assert vm.gic.get_attr(RD, redist_attr(0, 0x0400)) == 0
     vgic = Vgic(1, GuestMemory(1 << 20))
     with pytest.raises(EBUSY):  # vGIC not initialised
         GicV3Device(vgic).get_attr(RD, redist_attr(0, GICR_CTLR))

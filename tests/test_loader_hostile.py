@@ -41,9 +41,9 @@ from gicsim.scenario import (
     load_scenario_text,
     resolved_dict,
     scenario_from_dict,
+    yamlpos,
 )
 from gicsim.scenario import timing as T
-from gicsim.scenario import yamlpos
 
 ROOT = Path(__file__).parent.parent
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))
@@ -228,6 +228,16 @@ def test_validate_refuses_what_run_cannot_finish(tmp_path, case):
         m = refused(tmp_path, text, command)
         assert m["path"] == path and words in m["msg"], m.group(0)
     assert not (tmp_path / "out").exists()
+
+
+def test_lone_surrogates_are_refused_where_they_are_keys_or_values():
+    text = 'name: x\n"\\ud800k": 1\nvm: {"\\udfff": 2}\nguest: {boot: [{mapc: "\\ud801"}]}\n'
+    with pytest.raises(ScenarioError) as e:
+        load_scenario_text(text, "u.yaml")
+    got = [(p.split(": ")[0], p.split(": ")[1]) for p in e.value.problems]
+    assert got == [("u.yaml:2:1", "\ud800k"), ("u.yaml:3:6", "vm.\udfff"),
+                   ("u.yaml:4:23", "guest.boot.0.mapc")], e.value.problems  # fmt: skip
+    assert all("not encodable as UTF-8" in p for p in e.value.problems)
 
 
 def test_long_values_are_not_echoed_whole():

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from click.testing import CliRunner
 
 from gicsim.cli import main
@@ -187,12 +186,14 @@ def test_output_that_is_a_file_is_exit_2(tmp_path):
     assert code == 2 and len(text.strip().splitlines()) == 1 and "out" in text
 
 
-def test_a_run_that_fails_is_one_line_exit_3(tmp_path, monkeypatch):
-    def boom(scenario):
-        raise RuntimeError("model bug")
+def _boom(scenario):
+    raise RuntimeError("model bug")
 
-    monkeypatch.setattr(runner, "run_one", boom)
-    code, text = cli(str(write_sweep(tmp_path, QUICK)), "-o", str(tmp_path / "out"))
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_run_that_fails_is_one_line_exit_3(tmp_path, monkeypatch, jobs):
+    monkeypatch.setattr(runner, "run_one", _boom)  # forked workers inherit it
+    code, text = cli(str(write_sweep(tmp_path, QUICK)), "-o", str(tmp_path / "out"), "-j", jobs)
     assert code == 3
     (line,) = text.strip().splitlines()
     assert "failed: internal error (RuntimeError: model bug)" in line

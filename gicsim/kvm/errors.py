@@ -49,8 +49,20 @@ class ENODEV(KvmError):
     errno = "ENODEV"
 
 
+class E2BIG(KvmError):
+    errno = "E2BIG"
+
+
+class KernelOops(KvmError):
+    """Not an errno: the kernel dereferenced a bad pointer (an oops). The ioctl never returns
+    normally; the VMM sees its thread die. Modelled as its own outcome, errno name ``OOPS``
+    (a migration reports it as ``failed`` with errno ``OOPS``), never as a made-up errno."""
+
+    errno = "OOPS"
+
+
 ERRNOS: dict[str, type[KvmError]] = {
-    cls.errno: cls for cls in (EBUSY, EINVAL, EFAULT, ENXIO, ENOMEM, EEXIST, EACCES, ENODEV)
+    cls.errno: cls for cls in (EBUSY, EINVAL, EFAULT, ENXIO, ENOMEM, EEXIST, EACCES, ENODEV, E2BIG)
 }
 
 

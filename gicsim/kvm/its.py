@@ -29,7 +29,7 @@ from gicsim.kvm.abi import (
     VITS_MAX_DEVID,
 )
 from gicsim.kvm.commands import ITS_CMD_SIZE, ItsCmd, decode_cmd
-from gicsim.kvm.errors import EBUSY, EEXIST, EFAULT, EINVAL, ItsCommandError, KvmError
+from gicsim.kvm.errors import EBUSY, EEXIST, EFAULT, EINVAL, ItsCommandError, KernelOops, KvmError
 from gicsim.kvm.vgic import VgicIrq
 from gicsim.kvm.vgic_init import Vgic
 from gicsim.kvm.vgic_mmio import (
@@ -174,6 +174,21 @@ MSI_ACCEPTED = "accepted"
 MSI_ITS_DISABLED = "its_disabled"
 MSI_LPIS_DISABLED = "lpis_disabled"
 MSI_UNMAPPED = "unmapped"
+#: ``KVM_SIGNAL_MSI`` = -EINVAL: no ITS on the MMIO bus at the doorbell address, e.g. a
+#: destination ITS whose base (``KVM_VGIC_ITS_ADDR_TYPE``) is not set yet
+#: (``vgic_msi_to_its`` -> ``__vgic_doorbell_to_its``); not ``its_disabled``
+MSI_NO_ITS = "no_its"
+
+#: vgic-its.c ``VITS_MAX_DEVID`` / ``VITS_MAX_EVENTID`` (16 bits each)
+VITS_MAX_EVENTID = (1 << abi.VITS_TYPER_IDBITS) - 1
+
+
+def vgic_its_cache_key(devid: int, eventid: int) -> int:
+    """``vgic_its_cache_key`` (6.12): ``devid << VITS_TYPER_IDBITS | eventid``. Only IDs within
+    ``VITS_MAX_DEVID``/``VITS_MAX_EVENTID`` ever reach it (``vgic_its_check_cache`` rejects
+    the others before the lookup), so keys never alias; 6.1 compares (doorbell, devid,
+    eventid) exactly (``__vgic_its_check_cache``), which is the same thing for one ITS."""
+    return (devid << abi.VITS_TYPER_IDBITS) | eventid
 
 
 class VgicIts:
@@ -262,8 +277,15 @@ class VgicIts:
         return self.mem.is_visible(dev.itt_addr + event_id * ESZ, ESZ)
 
     # ======================================================= translation cache ====
+    def vgic_its_check_cache(self, device_id: int, event_id: int) -> VgicIrq | None:
+        """``vgic_its_check_cache``: IDs beyond 16 bits miss (no aliasing), as does an ITS
+        whose base is not set (``__vgic_doorbell_to_its`` fails)."""
+        if device_id > VITS_MAX_DEVID or event_id > VITS_MAX_EVENTID or self.vgic_its_base is None:
+            return None
+        return self.translation_cache.get(vgic_its_cache_key(device_id, event_id))
+
     def vgic_its_cache_translation(self, device_id: int, event_id: int, irq: VgicIrq) -> None:
-        key = device_id << 16 | event_id
+        key = vgic_its_cache_key(device_id, event_id)
         if key in self.translation_cache:
             return
         irq.refcount += 1
@@ -337,17 +359,21 @@ class VgicIts:
     def vgic_its_inject_msi(self, device_id: int, event_id: int) -> str:
         """``KVM_SIGNAL_MSI``/irqfd. Returns :data:`MSI_ACCEPTED` or the drop reason.
 
-        The kernel returns 1 (accepted), 0 (guest blocked it: unmapped) or ``-EBUSY``
-        (ITS disabled, or target vCPU with EnableLPIs clear).
+        The kernel returns 1 (accepted), 0 (guest blocked it: unmapped), ``-EBUSY`` (ITS
+        disabled, or target vCPU with EnableLPIs clear) or ``-EINVAL`` (no ITS at the
+        doorbell: base not set, :data:`MSI_NO_ITS`).
         """
-        if self.vgic_its_inject_cached_translation(device_id << 16 | event_id) is not None:
+        if self.vgic_its_inject_cached_translation(device_id, event_id) is not None:
             return MSI_ACCEPTED
+        if self.vgic_its_base is None:
+            return MSI_NO_ITS  # vgic_msi_to_its: -EINVAL
         return self.vgic_its_trigger_msi(device_id, event_id)
 
-    def vgic_its_inject_cached_translation(self, key: int) -> VgicIrq | None:
-        """The fast path: a cached (DeviceID << 16 | EventID) needs no its_lock and no
-        enabled checks (the invalidations keep it honest). Returns the LPI, or None on a miss."""
-        irq = self.translation_cache.get(key)
+    def vgic_its_inject_cached_translation(self, device_id: int, event_id: int) -> VgicIrq | None:
+        """The fast path (``vgic_its_inject_cached_translation``): a cached translation needs
+        no its_lock and no enabled checks (the invalidations keep it honest). Returns the
+        LPI, or None on a miss."""
+        irq = self.vgic_its_check_cache(device_id, event_id)
         if irq is not None:
             irq.pending_latch = True
             self.vgic.vgic_queue_irq_unlock(irq)
@@ -376,7 +402,7 @@ class VgicIts:
 
     def translate(self, device_id: int, event_id: int) -> VgicIrq | None:
         """The LPI an MSI would hit now (for tracing; no side effects)."""
-        irq = self.translation_cache.get(device_id << 16 | event_id)
+        irq = self.vgic_its_check_cache(device_id, event_id)
         if irq is not None:
             return irq
         ite = self.find_ite(device_id, event_id)
@@ -588,6 +614,11 @@ class VgicIts:
         self.vgic_its_alloc_device(c.devid, c.ittaddr, num_eventid_bits)
 
     def cmd_mapc(self, c: ItsCmd) -> None:
+        """``vgic_its_cmd_handle_mapc``. 6.1.192 rejects an out-of-range RDbase before looking
+        at V (so MAPC V=0 fails and keeps the collection); 6.12.117 only for V=1
+        (:attr:`KernelProfile.mapc_checks_rdbase_first`)."""
+        if self.kernel.mapc_checks_rdbase_first and self.vgic.kvm_get_vcpu_by_id(c.target_addr) is None:
+            raise ItsCommandError("E_ITS_MAPC_PROCNUM_OOR")
         if not c.valid:
             self.vgic_its_free_collection(c.icid)
             self.vgic_its_invalidate_cache()
@@ -613,8 +644,10 @@ class VgicIts:
                     self.update_affinity(ite.irq, vcpu)
 
     def update_affinity(self, irq: VgicIrq, vcpu: int | None) -> None:
+        """``update_affinity``: only the target changes. Nothing is queued and no vCPU is
+        kicked; an LPI already on the old vCPU's ap_list moves when that vCPU next prunes
+        it (``vgic_prune_ap_list``, at its next exit)."""
         irq.target_vcpu = vcpu
-        self.vgic.vgic_queue_irq_unlock(irq)
 
     def cmd_mapi(self, c: ItsCmd) -> None:
         dev = self.find_its_device(c.devid)
@@ -797,7 +830,14 @@ class VgicIts:
         for i, ev in enumerate(ids):
             ite = dev.ites[ev]
             if ite.collection is None:
-                raise EINVAL(f"ITE {dev.device_id}/{ev} has no collection (MAPC V=0 earlier)")
+                # vgic_its_save_ite: MAPC V=0 dropped the collection and its ICID
+                if self.kernel.save_ite_no_collection == "oops":
+                    raise KernelOops(
+                        f"vgic_its_save_ite: ITE {dev.device_id}/{ev} has no collection "
+                        "(MAPC V=0 earlier): NULL dereference of ite->collection")
+                mem.write_u64(dev.itt_addr + ev * ESZ, 0)  # zero ITE: gone after restore
+                st.entries_written += 1
+                continue
             nxt = min(ids[i + 1] - ev, VITS_ITE_MAX_EVENTID_OFFSET) if i + 1 < len(ids) else 0
             mem.write_u64(
                 dev.itt_addr + ev * ESZ, abi.encode_ite(nxt, ite.irq.intid, ite.collection.collection_id)

@@ -9,7 +9,7 @@ errno a caller sees for a combination of problems is the kernel's.
 from __future__ import annotations
 
 from gicsim.kvm.arm_gic_v3 import GICR_CTLR, GICR_IIDR, GICR_PENDBASER, GICR_PROPBASER, GICR_TYPER
-from gicsim.kvm.errors import EBUSY, EEXIST, EINVAL, ENODEV, ENXIO
+from gicsim.kvm.errors import E2BIG, EBUSY, EEXIST, EINVAL, ENODEV, ENXIO
 from gicsim.kvm.its import (
     GITS_BASER,
     GITS_CBASER,
@@ -76,10 +76,15 @@ class ItsDevice:
                 raise ENODEV(f"GRP_ADDR attr {attr}")
             if self.its.vgic_its_base is not None:
                 raise EEXIST("ITS base address already set")
+            # vgic_check_iorange (vgic-kvm-device.c): alignment and wrap-around are -EINVAL,
+            # a frame beyond the VM's IPA space (kvm_phys_size) is -E2BIG
             if value & 0xFFFF:
                 raise EINVAL(f"ITS base {value:#x} not 64 KiB aligned")
-            if value + KVM_VGIC_V3_ITS_SIZE > 1 << 52:
-                raise EINVAL("ITS frame beyond the IPA space")
+            if value + KVM_VGIC_V3_ITS_SIZE >= 1 << 64:
+                raise EINVAL(f"ITS frame at {value:#x} wraps around")
+            phys_size = 1 << self.vgic.ipa_bits
+            if value & ~(phys_size - 1) or value + KVM_VGIC_V3_ITS_SIZE > phys_size:
+                raise E2BIG(f"ITS frame at {value:#x} beyond the {self.vgic.ipa_bits}-bit IPA space")
             self.its.vgic_its_base = value
             return 0
         if group == KVM_DEV_ARM_VGIC_GRP_CTRL:
@@ -206,9 +211,4 @@ class GicV3Device:
         self.vgic.kvm_trylock_all_vcpus()
         if not self.vgic.initialized:
             raise EBUSY("vGIC not initialized")
-        if offset not in _REDIST_OFFSETS:
-            raise ENXIO(f"GICR offset {offset:#x}")
-        if is_write:
-            self.vgic.redist_write(vcpu, offset, 4, value & 0xFFFF_FFFF)
-            return 0
-        return self.vgic.redist_read(vcpu, offset, 4)
+        return self.vgic.vgic_v3_redist_uaccess(vcpu, is_write, offset, value & 0xFFFF_FFFF)

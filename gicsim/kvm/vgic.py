@@ -83,8 +83,12 @@ class VgicCore:
         nr_vcpus: int,
         memory: GuestMemory,
         kernel: KernelProfile = MAINLINE,
+        ipa_bits: int = 40,
     ) -> None:
         self.nr_vcpus = nr_vcpus
+        #: the VM's IPA size (``KVM_VM_TYPE_ARM_IPA_SIZE``; 40 bits when the VMM asks for none):
+        #: ``kvm_phys_size`` = 1 << ipa_bits
+        self.ipa_bits = ipa_bits
         self.mem = memory
         self.kernel = kernel
         self.initialized = False
@@ -129,12 +133,15 @@ class VgicCore:
         return irq
 
     def vgic_put_irq(self, irq: VgicIrq) -> None:
+        """``vgic_put_irq`` (``vgic.c``): drop one reference; the last one erases the LPI from
+        ``lpi_xa``. A queued LPI can never get here with its last reference: the ap_list
+        holds one (taken in ``vgic_queue_irq_unlock``, dropped in ``vgic_prune_ap_list``), so
+        an LPI whose ITE is gone (DISCARD, MAPD V=0, device free, failed restore) stays
+        queued, is delivered once, and a re-MAPTI of its INTID meanwhile reuses the record
+        (``vgic_add_lpi`` finds it) with its pending state and old target."""
         irq.refcount -= 1
         if irq.refcount <= 0 and self.lpi_xa.get(irq.intid) is irq:
             del self.lpi_xa[irq.intid]
-            if irq.vcpu is not None:
-                self.cpus[irq.vcpu].ap_list.pop(irq.intid, None)
-                irq.vcpu = None
 
     def update_lpi_config(self, irq: VgicIrq, filter_vcpu: int | None) -> None:
         """Read the LPI's property byte (enable bit 0, priority bits [7:2])."""
@@ -152,92 +159,98 @@ class VgicCore:
     # -- ap_list: what the vCPU may take --------------------------------------------------
     @staticmethod
     def vgic_target_oracle(irq: VgicIrq) -> int | None:
+        """``vgic_target_oracle``: active stays where it is (``irq->vcpu ?: target_vcpu``);
+        enabled and pending goes to its target; anything else to no vCPU."""
         if irq.active:
-            return irq.vcpu
+            return irq.vcpu if irq.vcpu is not None else irq.target_vcpu
         if irq.enabled and irq.pending_latch:
             return irq.target_vcpu
         return None
 
     def vgic_queue_irq_unlock(self, irq: VgicIrq) -> None:
-        """Put a deliverable LPI on its target's ap_list and kick that vCPU (hot path:
-        ``vgic_target_oracle`` inlined)."""
-        on = irq.vcpu
-        if on is not None:  # already queued somewhere: just kick that vCPU
-            if (irq.active or (irq.enabled and irq.pending_latch)) and self.kick is not None:
-                self.kick(on)
+        """``vgic_queue_irq_unlock``: an LPI not on any ap_list whose oracle names a vCPU goes
+        to the tail of that vCPU's ap_list, taking a reference (``vgic_get_irq_kref``), and the
+        vCPU is kicked. Already queued (anywhere) or no oracle vCPU: nothing moves, but the
+        oracle's vCPU, if any, is kicked (``KVM_REQ_IRQ_PENDING`` + ``kvm_vcpu_kick``)."""
+        vcpu = self.vgic_target_oracle(irq)
+        if irq.vcpu is not None or vcpu is None:
+            if vcpu is not None and self.kick is not None:
+                self.kick(vcpu)
             return
-        if irq.active or not (irq.enabled and irq.pending_latch):
-            return
-        vcpu = irq.target_vcpu
-        if vcpu is None:
-            return
+        irq.refcount += 1
         irq.vcpu = vcpu
-        self.cpus[vcpu].ap_list[irq.intid] = irq
+        self.cpus[vcpu].ap_list[irq.intid] = irq  # list_add_tail
         if self.kick is not None:
             self.kick(vcpu)
 
-    def vgic_prune_ap_list(self, vcpu: int) -> None:
-        """Drop LPIs that are no longer deliverable here; move retargeted ones."""
-        ap = self.cpus[vcpu].ap_list
-        for intid in [i for i, irq in ap.items() if self.vgic_target_oracle(irq) != vcpu]:
-            irq = ap.pop(intid)
+    def _prune_irq(self, vcpu: int, irq: VgicIrq) -> None:
+        """One step of ``vgic_prune_ap_list`` for an LPI on ``vcpu``'s ap_list: no oracle vCPU:
+        off the list and ``vgic_put_irq`` (the ap_list's reference); another vCPU: moved to
+        the tail of that vCPU's ap_list (reference kept) and that vCPU kicked."""
+        target = self.vgic_target_oracle(irq)
+        if target == vcpu:
+            return
+        del self.cpus[vcpu].ap_list[irq.intid]
+        if target is None:
             irq.vcpu = None
-            if irq.refcount > 0 and self.lpi_xa.get(intid) is irq:
-                self.vgic_queue_irq_unlock(irq)
+            self.vgic_put_irq(irq)
+            return
+        irq.vcpu = target
+        self.cpus[target].ap_list[irq.intid] = irq
+        if self.kick is not None:
+            self.kick(target)
+
+    def vgic_prune_ap_list(self, vcpu: int) -> None:
+        """``vgic_prune_ap_list`` (at every guest exit, ``kvm_vgic_sync_hwstate``): drop LPIs
+        that are no longer deliverable here; move retargeted ones to their new vCPU. This is
+        where a MOVI/MAPC/MOVALL retarget of a queued LPI takes effect."""
+        for irq in list(self.cpus[vcpu].ap_list.values()):
+            self._prune_irq(vcpu, irq)
 
     def vgic_flush_pending_lpis(self, vcpu: int) -> None:
+        """``vgic_flush_pending_lpis`` (EnableLPIs 1->0): every LPI off the ap_list, each
+        dropping the ap_list's reference."""
         ap = self.cpus[vcpu].ap_list
-        for irq in ap.values():
-            irq.vcpu = None
+        irqs = list(ap.values())
         ap.clear()
+        for irq in irqs:
+            irq.vcpu = None
+            self.vgic_put_irq(irq)
 
     def best_pending(self, vcpu: int) -> VgicIrq | None:
-        """Highest priority (lowest value), then lowest INTID, pending, enabled, not active."""
+        """The LPI the guest takes next: highest priority (lowest value), ties in ap_list order.
+
+        ``vgic_flush_lr_state`` fills the list registers in ap_list order (sorted by
+        ``vgic_irq_cmp`` -- priority only; ``list_sort`` is stable -- when they do not all
+        fit), and the CPU interface acknowledges the highest-priority LR; so equal
+        priorities are taken in queueing order, never by INTID."""
         best = None
         for irq in self.cpus[vcpu].ap_list.values():
             if irq.pending_latch and irq.enabled and not irq.active and irq.target_vcpu == vcpu:
-                if best is None or (irq.priority, irq.intid) < (best.priority, best.intid):
+                if best is None or irq.priority < best.priority:
                     best = irq
         return best
 
     def acknowledge(self, vcpu: int) -> VgicIrq | None:
         """The guest reads ICC_IAR1: prune the ap_list (``vgic_prune_ap_list``) and take the
-        best pending LPI, which leaves pending (edge) and becomes active. One pass."""
-        ap = self.cpus[vcpu].ap_list
-        best = None
-        stale = None
-        for irq in ap.values():
-            if irq.active:
-                continue
-            if irq.enabled and irq.pending_latch and irq.target_vcpu == vcpu:
-                if best is None or irq.priority < best.priority or (
-                    irq.priority == best.priority and irq.intid < best.intid
-                ):
-                    best = irq
-            else:
-                if stale is None:
-                    stale = []
-                stale.append(irq)
-        if stale is not None:
-            for irq in stale:
-                del ap[irq.intid]
-                irq.vcpu = None
-                if irq.refcount > 0 and self.lpi_xa.get(irq.intid) is irq:
-                    self.vgic_queue_irq_unlock(irq)
+        best pending LPI (:meth:`best_pending`), which leaves pending (edge) and becomes
+        active."""
+        self.vgic_prune_ap_list(vcpu)
+        best = self.best_pending(vcpu)
         if best is not None:
             best.pending_latch = False
             best.active = True
         return best
 
     def eoi(self, vcpu: int, irq: VgicIrq) -> None:
-        """The guest writes ICC_EOIR1: drop active; a re-raised LPI queues again."""
+        """The guest writes ICC_EOIR1: the LR's active bit drops, and at the exit
+        (``vgic_fold_lr_state`` + ``vgic_prune_ap_list``) the LPI leaves the ap_list unless it
+        was re-raised meanwhile: then it stays where it is in the list (not re-queued at the
+        tail) or, retargeted meanwhile, moves to its new vCPU."""
         irq.active = False
         on = irq.vcpu
         if on is not None:
-            del self.cpus[on].ap_list[irq.intid]
-            irq.vcpu = None
-        if irq.pending_latch and self.lpi_xa.get(irq.intid) is irq:
-            self.vgic_queue_irq_unlock(irq)
+            self._prune_irq(on, irq)
 
     def has_deliverable(self, vcpu: int) -> bool:
         return self.best_pending(vcpu) is not None

@@ -28,6 +28,12 @@ from gicsim.kvm.vgic_mmio import (
 from gicsim.kvm.vgic_v3 import VgicV3
 
 
+GICR_PIDR2 = 0xFFE8
+#: offsets the model's redistributor handlers serve for 32-bit userspace accesses
+_UACCESS_HANDLED = frozenset({GICR_CTLR, GICR_IIDR, GICR_TYPER, GICR_TYPER + 4, GICR_PROPBASER,
+                              GICR_PROPBASER + 4, GICR_PENDBASER, GICR_PENDBASER + 4})
+
+
 class VgicMmioV3(VgicV3):
     def vgic_lpis_enabled(self, vcpu: int) -> bool:
         return self.cpus[vcpu].ctlr == GICR_CTLR_ENABLE_LPIS
@@ -71,6 +77,21 @@ class VgicMmioV3(VgicV3):
             return  # read-only
         else:
             raise ENXIO(f"GICR offset {offset:#x} not modelled")
+
+    def vgic_v3_redist_uaccess(self, vcpu: int, is_write: bool, offset: int, val: int) -> int:
+        """``vgic_v3_redist_uaccess`` -> ``vgic_uaccess`` (``vgic-mmio.c``): a 32-bit access
+        at an offset with no register region (``vgic_get_mmio_region`` = NULL) reads as 0
+        and ignores writes, returning 0 -- never ``-ENXIO``. The RAZ/WI regions of
+        ``vgic_v3_rd_registers`` (STATUSR, WAKER, INVLPIR, INVALLR, SYNCR, the SGI frame the
+        model does not hold) read 0 too; GICR_PIDR2 reads the architecture revision."""
+        if offset in _UACCESS_HANDLED:
+            if is_write:
+                self.redist_write(vcpu, offset, 4, val)
+                return 0
+            return self.redist_read(vcpu, offset, 4)
+        if not is_write and offset == GICR_PIDR2:
+            return 0x3B  # vgic_mmio_read_v3_idregs: GIC_PIDR2_ARCH_GICv3 | 0x0B
+        return 0
 
     def vgic_mmio_write_v3r_ctlr(self, vcpu: int, val: int) -> None:
         cpu = self.cpus[vcpu]

@@ -22,3 +22,8 @@ class KernelCrash(KernelRefError):
         super().__init__(message)
         self.signal = signal
         self.stderr = stderr
+
+
+class KernelInputError(KernelRefError):
+    """The user named something that is not a kernel source: not a release, no such path,
+    not a kernel tree, an unreadable tarball (the CLI exits 2; other errors exit 3)."""

@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gicsim.linux.errors import KernelRefError
+from gicsim.linux.errors import KernelInputError, KernelRefError
 
 #: release -> (Debian package, pinned version). The pinned version is what the project's
 #: reference figures are for; if the archive no longer has it, the candidate is used and
@@ -155,9 +155,9 @@ def _load(root: Path) -> SourceTree | None:
 def _check_tree(root: Path, what: str) -> None:
     missing = [r for r in REQUIRED if not (root / r).is_file()]
     if not (root / MARKER).is_file():
-        raise KernelRefError(f"{what} is not a kernel tree: no {MARKER}")
+        raise KernelInputError(f"{what} is not a kernel tree: no {MARKER}")
     if missing:
-        raise KernelRefError(f"{what} is a kernel tree but lacks {', '.join(missing)}")
+        raise KernelInputError(f"{what} is a kernel tree but lacks {', '.join(missing)}")
 
 
 def _extract_stream(tf: tarfile.TarFile, dest: Path) -> int:
@@ -286,7 +286,7 @@ def fetch(what: str, *, cache_dir: str | os.PathLike | None = None, force: bool 
 
     src = Path(what).expanduser()
     if not src.exists():
-        raise KernelRefError(
+        raise KernelInputError(
             f"{what!r} is neither a release ({', '.join(RELEASES)}) nor an existing path"
         )
     src = src.resolve()
@@ -309,7 +309,7 @@ def fetch(what: str, *, cache_dir: str | os.PathLike | None = None, force: bool 
 
     # a tarball
     if not re.search(r"\.(tar|tar\.(gz|xz|bz2)|tgz|txz)$", src.name):
-        raise KernelRefError(f"{src} is not a directory or a .tar[.gz|.xz|.bz2] tarball")
+        raise KernelInputError(f"{src} is not a directory or a .tar[.gz|.xz|.bz2] tarball")
     digest = hashlib.sha256()
     with open(src, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -324,7 +324,7 @@ def fetch(what: str, *, cache_dir: str | os.PathLike | None = None, force: bool 
             with tarfile.open(src, mode="r|*") as tf:
                 _extract_stream(tf, stage)
         except (tarfile.TarError, OSError, EOFError) as e:
-            raise KernelRefError(f"cannot read tarball {src}: {e}") from None
+            raise KernelInputError(f"cannot read tarball {src}: {e}") from None
         _check_tree(stage, str(src))
         if root.exists():
             shutil.rmtree(root)

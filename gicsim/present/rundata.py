@@ -141,7 +141,7 @@ def _read_capped(d: Path, name: str, cap: int, cap_name: str) -> str:
     from gicsim.scenario.load import InputFileError, read_input_file
 
     try:
-        data = read_input_file(d / name, cap, "run file", cap_name)
+        data = read_input_file(d / name, cap, "run", cap_name)
         return data.decode("utf-8")
     except InputFileError as e:
         raise RunInputError([f"{d / name}: {e.reason}"]) from None

@@ -24,9 +24,9 @@ from gicsim.scenario.constants import (
     MAX_DIRTY_PAGES_PER_S,
     MAX_RANGE_LEN,
     MAX_RATE_PER_S,
-    MIN_RATE_PER_S,
     MIGRATION_STATUSES,
     MIN_BANDWIDTH_MIB_S,
+    MIN_RATE_PER_S,
     SOURCE_STEPS,
 )
 from gicsim.scenario.errors import _fail, _show
@@ -174,15 +174,15 @@ def parse_range(
     if isinstance(value, str):
         m = _RANGE_RE.match(value)
         if not m:
-            raise RangeError(f"bad range {value!r}: expected 'A-B' (inclusive) or an integer")
+            raise RangeError(f"bad range {_show(value)}: expected 'A-B' (inclusive) or an integer")
         a = int(m.group(1), 0)
         b = int(m.group(2), 0) if m.group(2) is not None else a
         if a > b:
-            raise RangeError(f"bad range {value!r}: start {a} is greater than end {b}")
+            raise RangeError(f"bad range {_show(value)}: start {a} is greater than end {b}")
         bounded(a)
         bounded(b)
         if b - a + 1 > MAX_RANGE_LEN:
-            raise RangeError(f"range {value!r} too large (more than {MAX_RANGE_LEN} ids)")
+            raise RangeError(f"range {_show(value)} too large (more than {MAX_RANGE_LEN} ids)")
         return tuple(range(a, b + 1))
     if isinstance(value, list | tuple):
         if not value and not allow_empty:
@@ -425,3 +425,37 @@ Statuses = Annotated[
 ]
 
 
+# ----------------------------------------------------------------------------------------------
+# names and text
+
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # use with fullmatch (no "\n" after)
+MAX_NAME_LEN = 100  # a name is a directory name: far below NAME_MAX (255 bytes) with suffixes
+
+
+def valid_name(v: Any) -> bool:
+    """The scenario name rule (also for sweep names): a safe single directory name."""
+    return isinstance(v, str) and len(v) <= MAX_NAME_LEN and _NAME_RE.fullmatch(v) is not None
+
+
+def _name(v: Any) -> str:
+    if not isinstance(v, str):
+        raise ValueError(f"expected a string, got {_show(v)}")
+    if len(v) > MAX_NAME_LEN:
+        raise ValueError(f"{len(v):,} characters, more than the cap of {MAX_NAME_LEN} "
+                         "(MAX_NAME_LEN; the name is a directory name)")  # fmt: skip
+    if not valid_name(v):
+        raise ValueError(
+            f"{_show(v)} is not usable as a directory name (letters, digits, '.', '_', '-')"
+        )
+    return v
+
+
+def _utf8_text(v: Any) -> str:
+    if not isinstance(v, str):
+        raise ValueError(f"expected a string, got {_show(v)}")
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(f"not encodable as UTF-8: character {e.start + 1} is a lone surrogate "
+                         f"(U+{ord(v[e.start]):04X}); results are written as UTF-8") from None  # fmt: skip
+    return v

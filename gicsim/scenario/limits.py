@@ -76,24 +76,31 @@ def _step_rows(kind: str, a: Any, cmds: int, ops: int) -> int:
     return rows
 
 
-def _migration_rows(sc: Any) -> int:
-    """Upper estimate of the trace rows of the migrations (without the MSIs they replay)."""
+def _migration_rows(sc: Any, cmds: int) -> int:
+    """Upper estimate of the trace rows of the migrations (without the MSIs they replay).
+
+    A destination may run the guest's command queue again (a CBASER write after CREADR
+    resets it to 0: the queue from offset 0 to CWRITER), up to a queue's worth of ``cmds``;
+    each replayed command is counted with the interrupt it may deliver again."""
+    slots = sc.vm.its.cmdq_kib * 1024 // 32 - 1
     rows = 0
     for m in sc.migrations:
         pol = m.source.on_ebusy
         retries = pol.retry if pol.policy == "retry" else 0
         rows += (ROWS_PER_MIGRATION + ROWS_PER_MIGRATED_VCPU * sc.vm.vcpus
-                 + ROWS_PER_RETRY * retries)  # fmt: skip
+                 + ROWS_PER_RETRY * retries + ROWS_PER_MSI * min(cmds, slots))  # fmt: skip
     return rows
 
 
 def trace_rows(sc: Any) -> int:
     """Upper estimate of the rows of a valid scenario's trace (the MAX_TRACE_ROWS cap)."""
-    rows = ROWS_PER_MSI * round(_msis(sc)[0]) + _migration_rows(sc)
+    rows = ROWS_PER_MSI * round(_msis(sc)[0])
+    cmds = 0
     for st in (*sc.guest.boot, *sc.guest.actions):
         c, _, o = _step_cost(st.kind, st.args)
+        cmds += c
         rows += _step_rows(st.kind, st.args, c, o)
-    return rows
+    return rows + _migration_rows(sc, cmds)
 
 
 def _step_cost(kind: str, a: Any) -> tuple[int, int, int]:
@@ -231,12 +238,12 @@ def _resource_problems(sc: Any) -> list[tuple[tuple[Any, ...], str, bool]]:
     # --- the trace (memory): only when no cap above already says why it is too big
     if total <= MAX_MSIS and not flagged & {"ops", "mapti"}:
         parts = {"devices": ROWS_PER_MSI * round(total), "guest": guest_rows,
-                 "migration": _migration_rows(sc)}  # fmt: skip
+                 "migration": _migration_rows(sc, cmds)}  # fmt: skip
         rows = sum(parts.values())
         if rows > MAX_TRACE_ROWS:
-            big = max(parts, key=parts.__getitem__)
+            heavy = max(parts, key=parts.__getitem__)
             gib = rows * BYTES_PER_TRACE_ROW / (1 << 30)
-            out.append(((big,), f"about {rows:,} trace rows (devices {parts['devices']:,}, guest "
+            out.append(((heavy,), f"about {rows:,} trace rows (devices {parts['devices']:,}, guest "
                         f"{parts['guest']:,}, migrations {parts['migration']:,}; ~{gib:,.1f} GiB "
                         f"at {BYTES_PER_TRACE_ROW} B a row), more than the cap of "
                         f"{MAX_TRACE_ROWS:,} (MAX_TRACE_ROWS)", True))  # fmt: skip

@@ -14,9 +14,11 @@ from typing import Any
 from pydantic import (
     ValidationError,
 )
+
 from gicsim.scenario.errors import ScenarioError, _show
+from gicsim.scenario.fields import valid_name
 from gicsim.scenario.messages import _format_path, _position, _problems, _sorted_unique
-from gicsim.scenario.schema import Scenario, _context, valid_name
+from gicsim.scenario.schema import Scenario, _context
 from gicsim.scenario.yamlpos import MAX_FILE_BYTES, _Positions, parse_yaml
 
 # ----------------------------------------------------------------------------------------------

@@ -189,6 +189,8 @@ def _problems(
 ) -> list[tuple[int, int, str]]:
     located = []
     for err in exc.errors():
+        if err["type"] == "string_unicode" and skip:
+            continue  # a lone surrogate: the YAML pass located it already (yamlpos._not_utf8)
         loc = tuple(err["loc"])
         if err["type"] == "invalid_key" and loc:
             loc = loc[:-1] + (err.get("input"),)  # pydantic's loc has str(key); find the key

@@ -4,7 +4,6 @@ Inside the model every time is integer nanoseconds (``*_us`` key -> ``*_ns`` att
 ``*_ms`` -> ``*_ns``), every range a tuple of ints, and defaults are filled in, so a simulator
 reads plain attributes. ``resolved_dict`` writes it back in YAML units."""
 
-import re
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -65,9 +64,12 @@ from gicsim.scenario.fields import (
     VcpuSel,
     _ctx,
     _errno_name,
+    _name,
     _suggest,
     _unscale,
+    _utf8_text,
     _within,
+    valid_name,  # noqa: F401 - the name rule, imported from here by gicsim.sweeps
 )
 from gicsim.scenario.limits import _resource_problems
 from gicsim.scenario.timing import DEFAULT_PROFILE, PROFILES, TimingProfile
@@ -458,7 +460,7 @@ class OnEbusy(_Model):
         if isinstance(v, dict):
             valid = ("retry", "backoff_us")
             problems = []
-            meant = set()
+            meant: set[str] = set()
             for k in v:
                 if k not in valid:
                     hint = _suggest(k, valid)
@@ -650,39 +652,6 @@ def _timing_out(p: TimingProfile) -> dict[str, Any]:
 
 
 # --- the scenario ---
-
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # use with fullmatch (no "\n" after)
-MAX_NAME_LEN = 100  # a name is a directory name: far below NAME_MAX (255 bytes) with suffixes
-
-
-def valid_name(v: Any) -> bool:
-    """The scenario name rule (also for sweep names): a safe single directory name."""
-    return isinstance(v, str) and len(v) <= MAX_NAME_LEN and _NAME_RE.fullmatch(v) is not None
-
-
-def _name(v: Any) -> str:
-    if not isinstance(v, str):
-        raise ValueError(f"expected a string, got {_show(v)}")
-    if len(v) > MAX_NAME_LEN:
-        raise ValueError(f"{len(v):,} characters, more than the cap of {MAX_NAME_LEN} "
-                         "(MAX_NAME_LEN; the name is a directory name)")  # fmt: skip
-    if not valid_name(v):
-        raise ValueError(
-            f"{_show(v)} is not usable as a directory name (letters, digits, '.', '_', '-')"
-        )
-    return v
-
-
-def _utf8_text(v: Any) -> str:
-    if not isinstance(v, str):
-        raise ValueError(f"expected a string, got {_show(v)}")
-    try:
-        v.encode("utf-8")
-    except UnicodeEncodeError as e:
-        raise ValueError(f"not encodable as UTF-8: character {e.start + 1} is a lone surrogate "
-                         f"(U+{ord(v[e.start]):04X}); results are written as UTF-8") from None  # fmt: skip
-    return v
-
 
 def _migrations(v: Any) -> Any:
     if v is None:

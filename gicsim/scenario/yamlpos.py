@@ -4,9 +4,9 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
+from ruamel.yaml.docinfo import DocInfo, version
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
-from ruamel.yaml.docinfo import DocInfo, version
 from ruamel.yaml.reader import ReaderError
 
 from gicsim.scenario.errors import _show
@@ -185,6 +185,11 @@ def _check_nodes(root: Any) -> _Checked:
             out.tags.append((path, f"YAML tag {_tag_shown(node)} is not supported (plain "
                              "mappings, lists and scalars only)", m.line + 1, m.column + 1))  # fmt: skip
             continue  # nothing inside a refused node is looked at
+        if isinstance(node, ScalarNode):
+            bad = _not_utf8(node)
+            if bad:
+                m = node.start_mark
+                out.tags.append((path, bad, m.line + 1, m.column + 1))
         if isinstance(node, MappingNode):
             first: dict[tuple[str, str], int] = {}
             for kn, vn in reversed(node.value):
@@ -200,6 +205,10 @@ def _check_nodes(root: Any) -> _Checked:
                     out.tags.append((path + (_key_part(kn),), f"YAML tag {_tag_shown(kn)} is not "
                                      "supported (plain mappings, lists and scalars only)",
                                      m.line + 1, m.column + 1))  # fmt: skip
+                bad = _not_utf8(kn)
+                if bad:
+                    m = kn.start_mark
+                    out.tags.append((path + (_key_part(kn),), bad, m.line + 1, m.column + 1))
                 ident = (str(kn.tag), kn.value)
                 if ident in first:
                     out.duplicates.append((
@@ -214,6 +223,20 @@ def _check_nodes(root: Any) -> _Checked:
                 stack.append((node.value[i], path + (i,)))
     out.duplicates.sort()
     return out
+
+
+def _not_utf8(node: Any) -> str:
+    """Why a scalar cannot be written back as UTF-8 (a lone surrogate from a ``\\ud800``
+    escape), or ''."""
+    v = node.value
+    if not isinstance(v, str) or v.isascii():
+        return ""
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError as e:
+        return (f"not encodable as UTF-8: character {e.start + 1} is a lone surrogate "
+                f"(U+{ord(v[e.start]):04X}); results are written as UTF-8")  # fmt: skip
+    return ""
 
 
 class _Doc:

@@ -123,7 +123,7 @@ class Fabric(Component):
         if self.quiesced:
             self.held.append((device, event))
             return None
-        irq = self._fast(device << 16 | event)
+        irq = self._fast(device, event)
         if irq is not None:
             tgt = irq.target_vcpu
             append((now, "accept", side, -1 if tgt is None else tgt, irq.intid, device, event, -1, "msi"))

@@ -13,7 +13,7 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 from gicsim.judge.state import architectural_state
-from gicsim.kvm.errors import EBUSY, KvmError
+from gicsim.kvm.errors import EBUSY, KernelOops, KvmError
 from gicsim.kvm.memory import PAGE_SIZE
 from gicsim.sim import vmm
 from gicsim.sim.board import Board
@@ -111,6 +111,10 @@ class MigrationController:
                     vm.its_lock.release(req)
                 self.rec("kvm", vm.side, f"{name}:{e.errno}")
                 self.errors.append({"step": self.step, "errno": e.errno, "t_ns": int(self.env.now), "call": name})
+                if isinstance(e, KernelOops):
+                    # the kernel oopsed inside the ioctl: no errno came back, the call never
+                    # completed; whichever side it hit, the migration failed
+                    raise Stop("failed", e.errno, self.step) from None
                 if not isinstance(e, EBUSY):
                     raise Stop(failure, e.errno, self.step) from None
                 self.ebusy += 1
@@ -224,10 +228,16 @@ class MigrationController:
             default = self.cfg.source.vcpu_exit_ns
             default = t.vcpu_exit_ns if default is None else default
             late = {s.vcpu: s.exit_ns for s in self.cfg.source.stragglers}
-            evs = [v.request_exit(late.get(v.id, default)) for v in sim.vcpus]
+            # The VMM pauses its vCPUs one after another, ``vcpu_pause_per_vcpu_ns`` each
+            # (signal the thread, wait for it to park): vCPU k gets its exit request k pauses
+            # into the step and the loop takes n pauses, so a waiting VMM is done after
+            # max(n pauses, the last exit). A VMM with ``stop_wait`` goes on after that wait
+            # whatever the loop has reached (its kicks continue meanwhile).
+            pause = t.vcpu_pause_per_vcpu_ns
+            evs = [v.request_exit(k * pause + late.get(v.id, default)) for k, v in enumerate(sim.vcpus)]
             wait = self.cfg.source.stop_wait_ns
             if wait is None:
-                yield self.env.all_of(evs)
+                yield self.env.all_of([*evs, self.env.timeout(len(sim.vcpus) * pause)])
             else:
                 yield self.env.timeout(wait)
         elif step == "quiesce_devices":
@@ -321,8 +331,10 @@ class MigrationController:
         sim.current_vm = vm
         sim.fabric.vm = vm
         sim.driver.rebind()
-        yield self.env.timeout(sim.timing.vcpu_resume_ns)
+        # per-vCPU resume (unpark the thread, re-enter KVM_RUN), one vCPU after another
+        resume = sim.timing.vcpu_resume_ns
         for v in sim.vcpus:
+            yield self.env.timeout(resume)
             v.enter(vm)
         self.rec("migration", vm.side, "resume")
         if not self.resumed.triggered:

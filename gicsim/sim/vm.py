@@ -13,6 +13,7 @@ from gicsim.kvm.its import (
     MSI_ACCEPTED,
     MSI_ITS_DISABLED,
     MSI_LPIS_DISABLED,
+    MSI_NO_ITS,
     MSI_UNMAPPED,
     VgicIts,
 )
@@ -99,7 +100,7 @@ class VirtualMachine(Component):
         """``KVM_SIGNAL_MSI``: the cached fast path takes no lock; the slow path waits for
         the ITS lock while commands or a table save/restore hold it."""
         its = self.its
-        if (device << 16 | event) not in its.translation_cache and self.its_lock.count:
+        if its.vgic_its_check_cache(device, event) is None and self.its_lock.count:
             req = self.its_lock.request()
             yield req
             self._inject(device, event)
@@ -111,7 +112,8 @@ class VirtualMachine(Component):
         its = self.its
         why = its.vgic_its_inject_msi(device, event)
         if why == MSI_ACCEPTED:
-            irq = its.translation_cache[device << 16 | event]
+            irq = its.translate(device, event)
+            assert irq is not None
             tgt = irq.target_vcpu
             self.trace.rec.append((self.env.now, "accept", self.side, -1 if tgt is None else tgt,
                                    irq.intid, device, event, -1, "msi"))  # fmt: skip
@@ -123,4 +125,4 @@ class VirtualMachine(Component):
         self._inject(device, event)
 
 
-__all__ = ["VIRT_GIC_ITS", "VirtualMachine", "MSI_ITS_DISABLED"]
+__all__ = ["VIRT_GIC_ITS", "VirtualMachine", "MSI_ITS_DISABLED", "MSI_NO_ITS"]

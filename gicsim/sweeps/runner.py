@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from gicsim.present.output import (
-    printable,
     clean_stale_temps,
+    printable,
     write_bytes_atomic,
     write_json_atomic,
     write_text_atomic,

@@ -36,7 +36,7 @@ from gicsim.scenario import ScenarioError, load_scenario, resolved_dict
 from gicsim.scenario.constants import MAX_SEED
 from gicsim.scenario.errors import _show
 from gicsim.scenario.fields import RangeError, _suggest, parse_range
-from gicsim.scenario.load import _validate
+from gicsim.scenario.load import InputFileError, _validate, read_input_file
 from gicsim.scenario.messages import (
     _format_path,
     _locate,
@@ -47,7 +47,6 @@ from gicsim.scenario.messages import (
     _valid_keys,
 )
 from gicsim.scenario.schema import _name, valid_name
-from gicsim.scenario.load import InputFileError, read_input_file
 from gicsim.scenario.yamlpos import _expanded_size, _Positions, parse_yaml
 
 # Caps. Sweep files are small (the shipped ones are under 1 KiB and 40 values); the caps
@@ -159,6 +158,10 @@ _MODELS: dict[tuple[str, ...], type[BaseModel]] = {
 
 
 def _sweep_message(err: Any) -> str:
+    if err["type"] == "too_short":
+        return "expected at least one value, got an empty list"
+    if tuple(err["loc"])[-1:] == ("[key]",):
+        return f"a key path is a string, got {_show(err.get('input'))}"
     if err["type"] == "extra_forbidden":
         loc = tuple(err["loc"])
         key = loc[-1]
@@ -332,7 +335,7 @@ def load_sweep(path: str | Path) -> Sweep:
             grid_vals.append((k, list(seeds), [kp] * len(seeds)))
         elif not isinstance(v, list) or not v:
             located.append(_at(where, pos, kp, "a non-empty list of values to try" + (
-                " (or 'A-B' for seeds)" if k == "seed" else "") + f", got {_show(v)}"))  # fmt: skip
+                " (or 'A-B' for seeds)" if k == "seed" else "") + f", got {'an empty list' if v == [] else _show(v)}"))  # fmt: skip
         else:
             grid_vals.append((k, v, [kp + (j,) for j in range(len(v))]))
     params = spec.sample.params if spec.sample else {}
@@ -389,7 +392,7 @@ def load_sweep(path: str | Path) -> Sweep:
             line, col, s = _at(where, pos, src[k], f"{k}: {e}")
             seen.setdefault(s, []).append(i)
             continue
-        d["name"] = f"{base['name']}-{i:04d}"
+        d["name"] = f"{base['name'][:90]}-{i:04d}"  # within the name cap (MAX_NAME_LEN, 100)
         unplaced = f"{where}:{_UNPLACED[0]}:{_UNPLACED[1]}: "
         line, col = _root_position(pos, src)
         try:
@@ -429,8 +432,12 @@ def _model_problems(e: ValidationError, raw: Any, pos: _Positions, where: str) -
     located = []
     for err in e.errors():
         loc = tuple(err["loc"])
+        bad_key = loc[-1:] == ("[key]",)
+        if bad_key:  # a mapping key of the wrong type: placed at the key
+            loc = loc[:-2] + (err.get("input"),)
         path, exists = _locate(loc, raw)
-        at_key = err["type"] == "extra_forbidden" or (err.get("input") is None and err["type"] != "missing")
+        at_key = bad_key or err["type"] == "extra_forbidden" or (
+            err.get("input") is None and err["type"] != "missing")  # fmt: skip
         if err["type"] == "missing":
             path, exists, at_key = path[:-1], True, True
             line, col = _position(path, exists, at_key, pos)
