@@ -71,8 +71,12 @@ def check_cmd(source: str, n: int, seed: int, as_json: bool, skip_known: bool) -
     def progress(msg: str) -> None:
         click.echo(msg, err=as_json)
 
+    from gicsim.linux.build import build
+
     try:
-        click.echo(f"differential check of {source}: {n} streams, seed {seed}", err=as_json)
+        built = build(source)  # a bad source fails here, before any output
+        click.echo(f"differential check of {built.tree.label}: {n} streams, seed {seed}",
+                   err=as_json)
         out = check(source, streams=n, seed=seed, progress=progress, skip_known=skip_known)
     except KernelRefError as e:
         _fail(e)

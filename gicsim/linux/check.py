@@ -13,6 +13,7 @@ stub's name) and the check goes on with the next chunk.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from gicsim.linux import differential as D
 from gicsim.linux.errors import KernelCrash, KernelRefError
@@ -47,7 +48,8 @@ def run_chunk(source: str, seed: int, n: int, model_cls=D.ModelSide,
     """n streams (seeded) -> counts, and the first failing stream (not shrunk)."""
     HealthCheck, Phase, given, settings, hseed = _hyp()
     k = _lib(source)
-    out = dict(streams=0, disagreements=0, by_area={}, first=None, first_index=None)
+    out: dict[str, Any] = dict(streams=0, disagreements=0, by_area={}, first=None,
+                               first_index=None)
 
     @hseed(seed)
     @settings(max_examples=n, deadline=None, database=None, phases=[Phase.generate],
@@ -93,6 +95,10 @@ def shrink(source: str, seed: int, n: int, area: str, model_cls=D.ModelSide,
     return D.minimise(k, found[-1], area, model_cls=model_cls) if found else []
 
 
+def minimise(source: str, stream, area: str, model_cls=D.ModelSide) -> list:
+    return D.minimise(_lib(source), stream, area, model_cls=model_cls)
+
+
 def explain(source: str, stream, model_cls=D.ModelSide) -> dict:
     res = D.run_stream(_lib(source), stream, model_cls=model_cls)
     d = res.disagreements[0] if res.disagreements else None
@@ -111,7 +117,8 @@ def check(source: str, streams: int = 2000, seed: int = 12, progress=None,
     say = progress or (lambda msg: None)
     call = run_isolated if isolate else (lambda fn, *a, **kw: fn(*a, **kw))
     t0 = time.monotonic()
-    total = dict(streams=0, disagreements=0, by_area={}, first=None, crashes=[])
+    total: dict[str, Any] = dict(streams=0, disagreements=0, by_area={}, first=None,
+                                 crashes=[])
     first_chunk = None
     for c, start in enumerate(range(0, streams, chunk)):
         n = min(chunk, streams - start)
@@ -140,7 +147,9 @@ def check(source: str, streams: int = 2000, seed: int = 12, progress=None,
         try:
             area = call(explain, source, raw, model_cls=model_cls)["disagreement"]["area"]
             minimal = call(shrink, source, cseed, upto, area, model_cls=model_cls,
-                           skip_known=skip_known) or raw
+                           skip_known=skip_known)
+            if not minimal:  # hypothesis did not meet it again: shrink it by deletion
+                minimal = call(minimise, source, raw, area, model_cls=model_cls)
             ex = call(explain, source, minimal, model_cls=model_cls)
         except KernelCrash as e:
             ex = dict(stream=[D.describe(op) for op in raw], steps=[repr(op) for op in raw],

@@ -9,7 +9,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 
-from gicsim.scenario.errors import _show
+from gicsim.scenario.errors import ScenarioError, _show
 
 # ----------------------------------------------------------------------------------------------
 # YAML -> plain data + positions
@@ -22,7 +22,9 @@ class _Positions:
         self.value: dict[tuple[Any, ...], tuple[int, int]] = {}
 
 
-MAX_NODES = 500_000  # YAML values after alias expansion (ruamel: ~75 us and ~1.3 KiB each)
+# YAML values after alias expansion (building them: ~75 us and ~1.3 KiB each). Counted on the
+# composed node graph, each distinct node once, before anything is built (``parse_yaml``).
+MAX_NODES = 500_000
 MAX_FILE_BYTES = 4 << 20  # 200x the largest shipped scenario; parsing it takes ~10 s
 
 
@@ -254,8 +256,6 @@ def parse_yaml(text: str, filename: str) -> _Doc:
     One pass: compose the node graph (no objects built), measure it after alias expansion
     (``MAX_NODES``) and look for recursion, duplicate keys and explicit tags on it, then
     build the data. An alias bomb is refused in microseconds, before anything expands."""
-    from gicsim.scenario.errors import ScenarioError
-
     yaml = YAML(typ="rt")
     yaml.doc_infos.append(DocInfo(requested_version=version(yaml.version)))
     yaml.tags = {}
