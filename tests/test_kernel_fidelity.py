@@ -481,3 +481,27 @@ def test_mapc_v0_with_out_of_range_rdbase_follows_the_release(release):
         assert (0 in m.vm.its.collection_list) == (release == "6.1")
     finally:
         k.close()
+
+
+# ------------------------------------------------- 6. per-vCPU pause and resume costs ----
+@pytest.mark.parametrize("nr", [4, 16])
+def test_stop_and_resume_charge_every_vcpu(nr):
+    """vcpu_pause_per_vcpu_ns per vCPU in stop_vcpus, vcpu_resume_ns per vCPU on resume
+    (they were defined in the timing profile and charged nowhere / once)."""
+    from pathlib import Path
+
+    from gicsim.scenario import load_scenario, resolved_dict, scenario_from_dict
+    from gicsim.sim.simulation import Simulation
+
+    d = resolved_dict(load_scenario(Path(__file__).parent.parent / "scenarios" / "clean-migration.yaml"))
+    d["expect"] = {}
+    d["vm"]["vcpus"] = nr
+    sc = scenario_from_dict(d)
+    sim = Simulation(sc)
+    sim.run()
+    mig = sim.migrations[0]
+    t = sim.timing
+    stop = mig.phases["stop_vcpus"]
+    assert stop["end_ns"] - stop["start_ns"] >= nr * t.vcpu_pause_per_vcpu_ns
+    res = mig.phases["resume"]
+    assert res["end_ns"] - res["start_ns"] >= nr * t.vcpu_resume_ns

@@ -27,7 +27,6 @@ from gicsim.kvm.vgic_mmio import (
 )
 from gicsim.kvm.vgic_v3 import VgicV3
 
-
 GICR_PIDR2 = 0xFFE8
 #: offsets the model's redistributor handlers serve for 32-bit userspace accesses
 _UACCESS_HANDLED = frozenset({GICR_CTLR, GICR_IIDR, GICR_TYPER, GICR_TYPER + 4, GICR_PROPBASER,
