@@ -444,9 +444,11 @@ def _print_verdict(s: dict[str, Any], quiet: bool) -> None:
 
 def _register_optional() -> None:
     """Commands that live in their own modules (they do not import this one)."""
+    from gicsim.kernelcmd import kernel as kernel_command
     from gicsim.sweep import sweep as sweep_command
 
     main.add_command(sweep_command)
+    main.add_command(kernel_command)
 
 
 _register_optional()

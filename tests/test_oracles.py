@@ -100,12 +100,14 @@ def test_drops_by_reason_and_not_restored_on_an_unresumed_destination():
         + msi(100, ok=False, reason="unmapped")
         + mig
         + msi(1100, side="vm1", ok=False, reason="its_disabled")  # before the destination runs
+        + msi(1150, side="vm1", ok=False, reason="no_its")  # destination ITS has no base yet
         + [R(1200, "migration", "vm1", icid=0, info="resume")]
         + msi(1300, side="vm1", ok=False, reason="its_disabled")
         + msi(1400, side="vm1", ok=False, reason="lpis_disabled")
     )
     v = judge(t, until_ns=1_000_000)
-    assert v.dropped == {"unmapped": 1, "not_restored": 1, "its_disabled": 1, "lpis_disabled": 1}
+    assert v.dropped == {"unmapped": 1, "not_restored": 2, "its_disabled": 1, "lpis_disabled": 1,
+                         "no_its": 0}
     assert v.accepted == 0 and v.lost == 0
 
 

@@ -19,9 +19,10 @@ import numpy as np
 import pandas as pd
 
 from gicsim.scenario import DEFAULT_DEST_STEPS, DEFAULT_SOURCE_STEPS, SOURCE_STEPS
+from gicsim.scenario.constants import DROP_REASONS as _DROP_REASONS
 
 #: drop reasons in the summary's order (``not_restored`` is derived, see :func:`outcomes`)
-DROP_REASONS = ("its_disabled", "unmapped", "lpis_disabled", "not_restored")
+DROP_REASONS = _DROP_REASONS
 #: where each destination step sits in the default order; the register steps that the
 #: default ``gits_regs`` covers sit inside it in QEMU's ``post_load`` order
 DEST_RANK = {
@@ -384,7 +385,7 @@ def drop_reasons(acc: pd.DataFrame, df: pd.DataFrame) -> pd.Series:
     ds = drops["side"].to_numpy()
     first = np.array([dest_first.get(s, np.iinfo(np.int64).max) for s in ds], dtype=np.int64)
     res = np.array([resumed.get(s, np.iinfo(np.int64).max) for s in ds], dtype=np.int64)
-    nr = (drops["reason"].to_numpy() == "its_disabled") & (dp > first) & (dp < res)
+    nr = np.isin(drops["reason"].to_numpy(), ("its_disabled", "no_its")) & (dp > first) & (dp < res)
     return pd.Series(np.where(nr, "not_restored", drops["reason"].to_numpy()), index=drops.index)
 
 

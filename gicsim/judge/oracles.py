@@ -15,8 +15,10 @@ from typing import Any
 import attrs
 
 from gicsim.judge.trace import DEVICE, EVENT, ICID, INFO, KIND, LPI, SIDE, VCPU, Record, T
+from gicsim.scenario.constants import DROP_REASONS
 
-DROP_REASONS = ("its_disabled", "unmapped", "lpis_disabled", "not_restored")
+#: drop reasons that mean "not restored yet" on a destination that has not resumed
+_NOT_RESTORED_FROM = ("its_disabled", "no_its")
 
 
 @attrs.define
@@ -149,7 +151,7 @@ def judge(rec: list[Record], until_ns: int, inflight_ns: int = 100_000) -> Verdi
                     waiting[lpi].append((t, idx))
             else:
                 reason = r[INFO]
-                if reason == "its_disabled" and side in destinations and side not in resumed:
+                if reason in _NOT_RESTORED_FROM and side in destinations and side not in resumed:
                     reason = "not_restored"
                 v.dropped[reason] = v.dropped.get(reason, 0) + 1
         elif kind == "deliver":

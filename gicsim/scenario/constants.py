@@ -98,7 +98,11 @@ GUEST_STEPS = (
     "map_devices",
     "mask",
 )
-DROP_REASONS = ("its_disabled", "unmapped", "lpis_disabled", "not_restored")
+#: why an MSI/INT was dropped (``summary.json`` ``dropped``): the ITS is disabled, no ITS is
+#: at the doorbell (``vgic_msi_to_its`` -EINVAL: the destination ITS has no base yet), the
+#: event is not mapped, the target's LPIs are disabled; ``not_restored`` is derived: it hit a
+#: destination ITS before that VM resumed (disabled or without a base yet)
+DROP_REASONS = ("its_disabled", "no_its", "unmapped", "lpis_disabled", "not_restored")
 MIGRATION_STATUSES = ("completed", "completed_with_errors", "aborted", "failed", "none")
 _ERRNO_NAMES = frozenset(_errno.errorcode.values())
 

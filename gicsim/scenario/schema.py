@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from gicsim.kvm.releases import RELEASES
 from gicsim.scenario import timing as _timing
 from gicsim.scenario.constants import (
     DEFAULT_DEST_STEPS,
@@ -108,13 +109,27 @@ def _put(model: BaseModel, **values: Any) -> None:
 
 
 class Kernel(_Model):
-    """Kernel variant fields of SPEC §4; defaults are mainline."""
+    """The kernel: a ``release`` (``"6.12"`` = Debian 6.12.117, the default; ``"6.1"`` =
+    Debian 6.1.192) whose values fill every variant field, and variant fields given here as
+    overrides on top of it (documented in ``gicsim.kvm.releases.KernelProfile``). The first
+    five fields have the same value in both releases; the resolved scenario spells every
+    field out."""
 
+    release: Literal["6.12", "6.1"] = "6.12"
     pending_sync_on_ctlr: StrictBool = False
     pending_sync_clears_ram: StrictBool = True
     clear_on_unmap: StrictBool = True
     restore_scan: Literal["full", "head_pointer"] = "full"
     translation_cache: Literal["correct", "stale"] = "correct"
+    mapc_checks_rdbase_first: StrictBool | None = None
+    save_ite_no_collection: Literal["zero", "oops"] | None = None
+
+    @model_validator(mode="after")
+    def _release_defaults(self) -> "Kernel":
+        rel = RELEASES[self.release]
+        _put(self, **{k: rel[k] for k in ("mapc_checks_rdbase_first", "save_ite_no_collection")
+                      if getattr(self, k) is None})  # fmt: skip
+        return self
 
 
 def _multiple_of_4(v: int) -> int:
@@ -566,6 +581,7 @@ class Delivered(_Model):
 
 class Dropped(_Model):
     its_disabled: CompareT | None = None
+    no_its: CompareT | None = None
     unmapped: CompareT | None = None
     lpis_disabled: CompareT | None = None
     not_restored: CompareT | None = None

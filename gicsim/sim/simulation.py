@@ -38,11 +38,14 @@ class Simulation:
         self.timing = scenario.timing
         k = scenario.kernel
         self.kernel = KernelProfile(
+            release=k.release,
             pending_sync_on_ctlr=k.pending_sync_on_ctlr,
             pending_sync_clears_ram=k.pending_sync_clears_ram,
             clear_on_unmap=k.clear_on_unmap,
             restore_scan=k.restore_scan,
             translation_cache=k.translation_cache,
+            mapc_checks_rdbase_first=k.mapc_checks_rdbase_first,
+            save_ite_no_collection=k.save_ite_no_collection,
         )
         self.step_observers: list[Any] = []
         self.vms: list[VirtualMachine] = []
