@@ -22,8 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gicsim.present import report  # noqa: E402
-from gicsim.present import explain, perfetto
+from gicsim.present import explain, perfetto, report  # noqa: E402
 from gicsim.present.rundata import read_run_dir  # noqa: E402
 
 
