@@ -65,7 +65,11 @@ def fetch_cmd(source: str, force: bool) -> None:
 @click.option("--skip-known", is_flag=True,
               help="leave out steps that reach the known, pinned disagreements")
 def check_cmd(source: str, n: int, seed: int, as_json: bool, skip_known: bool) -> None:
-    """Run N streams through the model and the kernel library; count disagreements."""
+    """Run N streams through the model and the kernel library; count disagreements.
+
+    Exit 0 when the model and the kernel agree on every stream, 1 when they disagree (the
+    first disagreement is printed, minimised), 2 for a bad SOURCE, 3 when the kernel cannot
+    be fetched or built."""
     from gicsim.linux.check import check
 
     def progress(msg: str) -> None:
@@ -83,7 +87,7 @@ def check_cmd(source: str, n: int, seed: int, as_json: bool, skip_known: bool) -
         return
     if as_json:
         click.echo(json.dumps(out, sort_keys=True, default=repr))
-        return
+        sys.exit(1 if out["disagreements"] else 0)
     areas = ", ".join(f"{a} {c}" for a, c in sorted(out["by_area"].items())) or "none"
     click.echo(f"{out['release']} ({out['source']}): {out['streams']} streams, "
                f"{out['disagreements']} disagreements (by area: {areas}), "
@@ -100,3 +104,4 @@ def check_cmd(source: str, n: int, seed: int, as_json: bool, skip_known: bool) -
         else:
             click.echo(f"  -> step {d.get('step')} [{d.get('area')}] {d.get('what')}: "
                        f"kernel={d.get('kernel')} model={d.get('model')}")
+    sys.exit(1 if out["disagreements"] else 0)

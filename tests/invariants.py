@@ -250,6 +250,11 @@ def _restore(m, out, baser_dev, baser_coll, nr, propbaser, pendbasers, hp, clear
         d = abi.decode_dte(val)
         if not d.valid:
             return d.next if hp and d.next else 1
+        # vgic_its_restore_dte (vgic-its.c, 6.12.117 and 6.1.192): "Mimic the MAPD
+        # behaviour": more than VITS_TYPER_IDBITS EventID bits is -EINVAL, checked before
+        # the DeviceID and before the ITT is read
+        if d.num_eventid_bits > abi.VITS_TYPER_IDBITS:
+            raise Reject("EINVAL", f"DeviceID {id_}: {d.num_eventid_bits} EventID bits")
         if not _check_id(m, baser_dev, id_, device=True):
             raise Reject("EINVAL", f"DeviceID {id_} outside the table")
         out.devices[id_] = (d.itt_addr, d.num_eventid_bits)

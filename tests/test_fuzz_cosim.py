@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from invariants import assert_invariants
 
@@ -101,8 +101,19 @@ def run_checked(sc):
     return sim, summary, steps_seen
 
 
+def _after_resume_example():
+    """The example the property test found in ~40 % of fresh runs (gicsim 0.1): a destination
+    step listed after ``resume`` gets -EBUSY from the running destination."""
+    d = resolved_dict(load_scenario(ROOT / "scenarios" / "clean-migration.yaml"))
+    d["expect"] = {}
+    dst = [s for s in d["migration"][0]["destination"]["steps"] if s != "its_restore_tables"]
+    d["migration"][0]["destination"]["steps"] = dst + ["its_restore_tables"]
+    return d
+
+
 @settings(max_examples=max(10, settings.default.max_examples // 2))
 @given(d=variants())
+@example(d=_after_resume_example())
 def test_random_migration_orders_never_crash(d):
     try:
         sc = scenario_from_dict(d)

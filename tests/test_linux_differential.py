@@ -98,7 +98,7 @@ def test_movall_filters_by_source_as_the_kernel_does(release):
 def test_model_agrees_with_kernel_on_all_areas(release):
     """MSIs (cached/uncached), register attrs, EnableLPIs, SAVE/SAVE_PENDING (table bytes),
     RESTORE from saved and corrupted images, running vCPUs, LR delivery. Steps that reach a
-    known, pinned disagreement (S.KNOWN, the test_known_* xfails below) are left out."""
+    known, pinned disagreement (S.KNOWN: empty now) are left out."""
     k = kernel(release)
     print(f"{release}: all-areas differential, seed {SEED}, {N} streams")
 
@@ -200,48 +200,66 @@ def test_a_wrong_delivery_order_is_caught_and_minimised():
     assert len(minimal) <= 8 and minimal[-1][0] == "deliver", [D.describe(o) for o in minimal]
 
 
-# ================================================ disagreements pinned, not yet fixed ====
-def _pinned(release, stream):
+# ================================= disagreements the harness found, fixed in the model ====
+def _agrees(release, stream):
     res = D.run_stream(kernel(release), stream)
     assert not res.disagreements, str(res.disagreements[0])
+    return res
 
 
 @pytest.mark.parametrize("release", RELEASES)
-@pytest.mark.xfail(strict=True, reason="vgic_mmio_read_v3r_iidr: GICR_IIDR is "
-                   "PRODUCT_ID_KVM << 24 | IMPLEMENTER_ARM (0x4b00043b); the model reads 0x0300043b")
-def test_known_gicr_iidr(release):
-    _pinned(release, [("rd_get", 0, L.GICR_IIDR)])
+def test_gicr_iidr_is_the_kernels(release):
+    """Was a strict xfail: vgic_mmio_read_v3r_iidr reads PRODUCT_ID_KVM << 24 |
+    IMPLEMENTER_ARM (0x4b00043b); the model read 0x0300043b."""
+    _agrees(release, [("rd_get", 0, L.GICR_IIDR)])
 
 
 @pytest.mark.parametrize("release", RELEASES)
-@pytest.mark.xfail(strict=True, reason="vgic_mmio_read_v3r_ctlr: GICR_CTLR reads IR|CES "
-                   "(implementation rev 3) besides EnableLPIs: 7, the model 1")
-def test_known_gicr_ctlr_ir_ces(release):
-    _pinned(release, [("rd_get", 0, L.GICR_CTLR)])
+def test_gicr_ctlr_reads_ir_ces(release):
+    """Was a strict xfail: vgic_mmio_read_v3r_ctlr adds GICR_CTLR_IR | GICR_CTLR_CES
+    (implementation rev 3) to EnableLPIs: 7, the model read 1. Also after a guest
+    EnableLPIs 1 -> 0 (reads IR|CES = 6) and back."""
+    _agrees(release, [("rd_get", 0, L.GICR_CTLR)])
+    _agrees(release, [("lpis", 1, 0), ("rd_get", 1, L.GICR_CTLR), ("lpis", 1, 1),
+                      ("rd_get", 1, L.GICR_CTLR)])
 
 
 @pytest.mark.parametrize("release", RELEASES)
-@pytest.mark.xfail(strict=True, reason="dispatch_mmio_read/check_region: an 8-byte guest "
-                   "read of a 32-bit-only ITS register (GITS_CTLR, IIDR, ID regs) reads 0")
-def test_known_its_mmio_access_width(release):
-    _pinned(release, [("its_read", L.GITS_CTLR, 8)])
+@pytest.mark.parametrize("off", [L.GITS_CTLR, 0xFFE8])
+def test_its_mmio_access_width(release, off):
+    """Was a strict xfail: dispatch_mmio_read/check_region: an 8-byte guest read of a
+    32-bit-only ITS register (GITS_CTLR, the ID registers) reads 0."""
+    _agrees(release, [("its_read", off, 8), ("its_read", off, 4)])
 
 
 @pytest.mark.parametrize("release", RELEASES)
-@pytest.mark.xfail(strict=True, reason="vgic_v3_sgibase_registers: GRP_REDIST_REGS reaches "
-                   "the SGI frame; GICR_ISENABLER0 reads 0xffff (SGIs always enabled), "
-                   "the model 0")
-def test_known_gicr_sgi_frame(release):
-    _pinned(release, [("rd_get", 0, 0x10100)])
+def test_gicr_sgi_frame(release):
+    """Was a strict xfail: vgic_v3_sgibase_registers: GRP_REDIST_REGS reaches the SGI
+    frame; GICR_ISENABLER0 reads 0xffff (vgic_allocate_private_irqs_locked enables the
+    SGIs), the model read 0. Writes (vgic_uaccess_write_senable) enable PPIs too."""
+    _agrees(release, [("rd_get", 0, 0x10100)])
+    _agrees(release, [("rd_set", 1, 0x10100, 0xF0F0_0001), ("rd_get", 1, 0x10100),
+                      ("rd_get", 0, 0x10100)])
 
 
 @pytest.mark.parametrize("release", RELEASES)
-@pytest.mark.xfail(strict=True, reason="vgic_its_restore_dte: a valid DTE with more than "
-                   "16 EventID bits is -EINVAL ('Mimic the MAPD behaviour'); the model "
-                   "restores it (or fails with -EFAULT reading the huge ITT)")
-def test_known_restore_dte_rejects_eventid_bits(release):
-    dte = S._dte(1, 0, ITT, 17)
-    _pinned(release, [("restore", ("dte", 0, dte))])
+@pytest.mark.parametrize("far", [False, True])
+def test_restore_dte_rejects_eventid_bits(release, far):
+    """Was a strict xfail: vgic_its_restore_dte rejects a valid DTE with more than 16
+    EventID bits with -EINVAL ('Mimic the MAPD behaviour') before it reads the ITT; the
+    model restored it (or failed with -EFAULT reading the huge ITT)."""
+    dte = S._dte(1, 0, 0x1_0000_0000 if far else ITT, 17)
+    _agrees(release, [("restore", ("dte", 0, dte))])
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_baser_rewrite_frees_the_device_list_on_change_in_6_12(release):
+    """Found once the KNOWN filter was emptied: vgic_mmio_write_its_baser of 6.12.117 frees
+    the device list on any change of GITS_BASER0 (``reg != old``), Valid or not; 6.1.192
+    only when Valid is clear (KernelProfile.baser_write_frees_on_change)."""
+    stream = [("cmd", L.cmd_mapd(0, 0, ITT)), ("its_ctlr", 0),
+              ("its_set", L.GITS_BASER0, 0x8000_0000_4040_100F)]
+    _agrees(release, stream)
 
 
 def test_every_known_disagreement_is_pinned_by_a_test():

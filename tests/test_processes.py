@@ -161,7 +161,8 @@ def test_summary_has_the_contract_keys():
     m = s["migrations"][0]
     assert set(m) == {"status", "ebusy", "downtime_ns", "errors", "phases"}
     assert {"precopy", "downtime", "stop_vcpus", "its_restore_tables", "resume"} <= set(m["phases"])
-    assert set(s["lpis"]["dropped"]) == {"its_disabled", "unmapped", "lpis_disabled", "not_restored"}
+    assert set(s["lpis"]["dropped"]) == {"its_disabled", "no_its", "unmapped", "lpis_disabled",
+                                         "not_restored"}
 
 
 def test_precopy_rounds_follow_dirty_rate_and_downtime_limit():

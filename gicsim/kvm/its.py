@@ -50,6 +50,7 @@ GITS_CWRITER = 0x0088
 GITS_CREADR = 0x0090
 GITS_BASER = 0x0100
 GITS_PIDR4 = 0xFFD0
+GITS_IDREGS_BASE = 0xFFD0
 GITS_IDREGS_END = 0x10000
 GITS_CTLR_ENABLE = 1 << 0
 GITS_CTLR_QUIESCENT = 1 << 31
@@ -83,6 +84,67 @@ INITIAL_BASER_COLLECTION = (
 )
 _ID_REGS = {0xFFE0: 0x92, 0xFFE4: 0xB4, 0xFFE8: 0x3B, 0xFFD0: 0x40,
             0xFFF0: 0x0D, 0xFFF4: 0xF0, 0xFFF8: 0x05, 0xFFFC: 0xB1}  # fmt: skip
+
+
+# access widths of a register region (``vgic-mmio.h``)
+VGIC_ACCESS_8bit = 1  # noqa: N816
+VGIC_ACCESS_32bit = 2  # noqa: N816
+VGIC_ACCESS_64bit = 4  # noqa: N816
+_ACCESS_FLAG = {1: VGIC_ACCESS_8bit, 4: VGIC_ACCESS_32bit, 8: VGIC_ACCESS_64bit}
+
+
+@attrs.frozen
+class ItsRegion:
+    """One ``struct vgic_register_region`` of ``its_registers[]``: ``len`` bytes from
+    ``reg_offset``, reachable at the widths in ``access_flags``."""
+
+    reg_offset: int
+    len: int
+    access_flags: int
+
+    def width(self) -> int:
+        """The width userspace accesses it at (``vgic_its_attr_regs_access``:
+        ``region->access_flags & VGIC_ACCESS_64bit ? 8 : 4``)."""
+        return 8 if self.access_flags & VGIC_ACCESS_64bit else 4
+
+
+_A32_64 = VGIC_ACCESS_64bit | VGIC_ACCESS_32bit
+#: ``its_registers[]`` (``vgic-its.c``, identical in 6.12.117 and 6.1.192)
+ITS_REGISTERS = (
+    ItsRegion(GITS_CTLR, 4, VGIC_ACCESS_32bit),
+    ItsRegion(GITS_IIDR, 4, VGIC_ACCESS_32bit),
+    ItsRegion(GITS_TYPER, 8, _A32_64),
+    ItsRegion(GITS_CBASER, 8, _A32_64),
+    ItsRegion(GITS_CWRITER, 8, _A32_64),
+    ItsRegion(GITS_CREADR, 8, _A32_64),
+    ItsRegion(GITS_BASER, 0x40, _A32_64),
+    ItsRegion(GITS_IDREGS_BASE, 0x30, VGIC_ACCESS_32bit),
+)
+
+
+def vgic_find_mmio_region(offset: int) -> ItsRegion | None:
+    """``vgic_find_mmio_region`` (``vgic-mmio.c``) over ``its_registers[]``."""
+    for region in ITS_REGISTERS:
+        if region.reg_offset <= offset < region.reg_offset + region.len:
+            return region
+    return None
+
+
+def check_region(region: ItsRegion, offset: int, length: int) -> bool:
+    """``check_region`` (``vgic-mmio.c``): the access width is one the region allows and
+    the address is aligned to it (ITS regions have no ``bits_per_irq``)."""
+    flag = _ACCESS_FLAG.get(length)
+    return flag is not None and bool(region.access_flags & flag) and offset % length == 0
+
+
+def vgic_get_mmio_region(offset: int, length: int) -> ItsRegion | None:
+    """``vgic_get_mmio_region``: the region, or None when there is none or the access
+    fails :func:`check_region` (then ``dispatch_mmio_read`` reads 0 and
+    ``dispatch_mmio_write`` drops the write)."""
+    region = vgic_find_mmio_region(offset)
+    if region is None or not check_region(region, offset, length):
+        return None
+    return region
 
 
 def GITS_BASER_ADDR_48_to_52(baser: int) -> int:  # noqa: N802
@@ -410,7 +472,12 @@ class VgicIts:
 
     # ============================================================ registers ====
     def its_read(self, offset: int, length: int) -> int:
-        """Guest MMIO read (and userspace read at full width)."""
+        """Guest MMIO read (``dispatch_mmio_read``; userspace reads come here at the
+        region's full width). An access ``its_registers[]`` does not allow at that offset
+        and width (an 8-byte read of GITS_CTLR, IIDR or an ID register; a misaligned one;
+        no region) reads 0."""
+        if vgic_get_mmio_region(offset, length) is None:
+            return 0
         if offset == GITS_CTLR:
             q = GITS_CTLR_QUIESCENT if self.creadr == self.cwriter else 0
             return q | (GITS_CTLR_ENABLE if self.enabled else 0)
@@ -436,7 +503,11 @@ class VgicIts:
         return 0
 
     def its_write(self, offset: int, length: int, val: int) -> None:
-        """Guest MMIO write. Returns after any commands it triggered have run."""
+        """Guest MMIO write (``dispatch_mmio_write``). Returns after any commands it
+        triggered have run. A width/alignment ``its_registers[]`` does not allow is
+        dropped (e.g. an 8-byte write of GITS_CTLR)."""
+        if vgic_get_mmio_region(offset, length) is None:
+            return
         if offset == GITS_CTLR:
             self.vgic_mmio_write_its_ctlr(val)
             return
@@ -488,20 +559,27 @@ class VgicIts:
             indirect_mask = GITS_BASER_INDIRECT
         else:
             return  # BASER2..7 RAZ/WI
+        old = reg
         reg = update_64bit_reg(reg, offset, length, val)
         reg &= ~GITS_BASER_RO_MASK
         reg &= ~indirect_mask
         reg |= (ESZ - 1) << GITS_BASER_ENTRY_SIZE_SHIFT
         reg |= table_type << GITS_BASER_TYPE_SHIFT
         reg = _sanitise_its_baser(reg)
+        # KernelProfile.baser_write_frees_on_change: 6.12.117 drops the list on any change
+        # (and invalidates the cache), 6.1.192 when Valid is clear
+        on_change = self.kernel.baser_write_frees_on_change
+        drop = reg != old if on_change else not reg & GITS_VALID
         if n == 0:
             self.baser_device_table = reg
-            if not reg & GITS_VALID:
+            if drop:
                 self.vgic_its_free_device_list()
         else:
             self.baser_coll_table = reg
-            if not reg & GITS_VALID:
+            if drop:
                 self.vgic_its_free_collection_list()
+        if drop and on_change:
+            self.vgic_its_invalidate_cache()  # "A concurrent injection may have cached a translation"
 
     # userspace-only handlers (GRP_ITS_REGS)
     def vgic_mmio_uaccess_write_its_iidr(self, val: int) -> None:
@@ -533,7 +611,9 @@ class VgicIts:
             if self.kernel.pending_sync_on_ctlr and self.enabled:
                 self.sync_pending_on_ctlr()
         else:
-            self.its_write(offset, 8 if offset >= GITS_TYPER else 4, val)
+            region = vgic_find_mmio_region(offset)
+            if region is not None:
+                self.its_write(offset, region.width(), val)
 
     def sync_pending_on_ctlr(self) -> int:
         """The v5 series' extra sync on GITS_CTLR restore (SPEC §4 ``pending_sync_on_ctlr``)."""
@@ -969,6 +1049,11 @@ class VgicIts:
             st.invalid_read += 1
             # head_pointer variant: an invalid entry's next field jumps to the next valid one
             return dte.next if hp and dte.next else 1
+        # "Mimic the MAPD behaviour and reject invalid EID bits": before the DeviceID check
+        # and before anything reads the ITT
+        if dte.num_eventid_bits > abi.VITS_TYPER_IDBITS:
+            raise EINVAL(f"DTE for DeviceID {id_:#x}: {dte.num_eventid_bits} EventID bits "
+                         f"> {abi.VITS_TYPER_IDBITS}")
         if self.vgic_its_check_id(self.baser_device_table, id_) is None:
             raise EINVAL(f"DTE for DeviceID {id_:#x} outside the device table")
         dev = self.vgic_its_alloc_device(id_, dte.itt_addr, dte.num_eventid_bits)

@@ -11,14 +11,9 @@ from __future__ import annotations
 from gicsim.kvm.arm_gic_v3 import GICR_CTLR, GICR_IIDR, GICR_PENDBASER, GICR_PROPBASER, GICR_TYPER
 from gicsim.kvm.errors import E2BIG, EBUSY, EEXIST, EINVAL, ENODEV, ENXIO
 from gicsim.kvm.its import (
-    GITS_BASER,
-    GITS_CBASER,
-    GITS_CREADR,
-    GITS_CTLR,
-    GITS_CWRITER,
-    GITS_IIDR,
     GITS_PIDR4,
     GITS_TYPER,
+    ITS_REGISTERS,
     KVM_VGIC_V3_ITS_SIZE,
     TableStats,
     VgicIts,
@@ -42,11 +37,10 @@ KVM_VGIC_ITS_ADDR_TYPE = 4
 KVM_DEV_ARM_VGIC_V3_MPIDR_SHIFT = 32
 KVM_DEV_ARM_VGIC_OFFSET_MASK = 0xFFFF_FFFF
 
-#: its_registers[]: offset -> full width in bytes, as userspace must access it
-ITS_REG_WIDTH = {GITS_CTLR: 4, GITS_IIDR: 4, GITS_TYPER: 8, GITS_CBASER: 8,
-                 GITS_CWRITER: 8, GITS_CREADR: 8}  # fmt: skip
-ITS_REG_WIDTH.update({GITS_BASER + 8 * n: 8 for n in range(8)})
-ITS_REG_WIDTH.update({off: 4 for off in range(GITS_PIDR4, 0x10000, 4)})
+#: its_registers[]: offset -> full width in bytes, as userspace must access it (every
+#: register of each region, at the region's width: ``vgic_its_attr_regs_access``)
+ITS_REG_WIDTH = {off: r.width() for r in ITS_REGISTERS
+                 for off in range(r.reg_offset, r.reg_offset + r.len, r.width())}
 _REDIST_OFFSETS = {GICR_CTLR, GICR_IIDR, GICR_TYPER, GICR_TYPER + 4, GICR_PROPBASER,
                    GICR_PROPBASER + 4, GICR_PENDBASER, GICR_PENDBASER + 4}  # fmt: skip
 

@@ -29,6 +29,7 @@ RELEASES: dict[str, dict[str, Any]] = {
         translation_cache="correct",
         mapc_checks_rdbase_first=False,
         save_ite_no_collection="zero",
+        baser_write_frees_on_change=True,
     ),
     "6.1": dict(
         pending_sync_on_ctlr=False,
@@ -38,6 +39,7 @@ RELEASES: dict[str, dict[str, Any]] = {
         translation_cache="correct",
         mapc_checks_rdbase_first=True,
         save_ite_no_collection="zero",
+        baser_write_frees_on_change=False,
     ),
 }
 DEFAULT_RELEASE = "6.12"
@@ -90,6 +92,13 @@ class KernelProfile:
     save_ite_no_collection: SaveIteNoCollection | None = attrs.field(
         default=None, validator=attrs.validators.optional(attrs.validators.in_(("zero", "oops")))
     )
+
+    #: ``vgic_mmio_write_its_baser`` (``vgic-its.c``): 6.12.117 frees the device (BASER0)
+    #: or collection (BASER1) list, and invalidates the translation cache, whenever the
+    #: write changes the register (``if (reg != old)``: "The ITS driver rewrites an unchanged
+    #: GITS_BASER<n> on resume"), Valid or not; 6.1.192 frees it only when the written value
+    #: has Valid clear (``if (!(reg & GITS_BASER_VALID))``).
+    baser_write_frees_on_change: bool | None = None
 
     def __attrs_post_init__(self) -> None:
         defaults = RELEASES[self.release]

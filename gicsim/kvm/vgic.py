@@ -63,16 +63,34 @@ class VgicIrq:
         )
 
 
-class VgicCpu:
-    """One redistributor (``struct vgic_cpu``)."""
+VGIC_NR_SGIS = 16
+VGIC_NR_PRIVATE_IRQS = 32
 
-    __slots__ = ("vcpu_id", "pendbaser", "ctlr", "ap_list")
+
+class VgicCpu:
+    """One redistributor (``struct vgic_cpu``).
+
+    Of the 32 private IRQs (``vgic_cpu->private_irqs``: SGIs 0-15, PPIs 16-31) only what
+    the SGI_base frame's userspace registers show is kept, as 32-bit masks / a byte list:
+    ``vgic_allocate_private_irqs_locked`` (``vgic-init.c``) enables the SGIs (edge) and leaves
+    the PPIs disabled (level), ``vgic_init`` puts all of them in group 1 (GICv3), priority 0.
+    The model never raises an SGI or PPI (nothing queues them), so pending and active stay 0.
+    """
+
+    __slots__ = ("vcpu_id", "pendbaser", "ctlr", "ap_list", "private_enabled",
+                 "private_group", "private_priority")
 
     def __init__(self, vcpu_id: int) -> None:
         self.vcpu_id = vcpu_id
         self.pendbaser = INITIAL_PENDBASER_VALUE
         self.ctlr = 0
         self.ap_list: dict[int, VgicIrq] = {}  # intid -> irq, insertion order
+        #: bit n: private IRQ n's ``irq->enabled`` (SGIs enabled at allocation)
+        self.private_enabled = (1 << VGIC_NR_SGIS) - 1
+        #: bit n: ``irq->group`` (1 for every private IRQ of a GICv3 vGIC)
+        self.private_group = (1 << VGIC_NR_PRIVATE_IRQS) - 1
+        #: ``irq->priority`` of each private IRQ
+        self.private_priority = [0] * VGIC_NR_PRIVATE_IRQS
 
 
 class VgicCore:

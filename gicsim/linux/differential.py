@@ -243,7 +243,7 @@ class ModelSide:
     brought up with the kernel side's register values (so table addresses agree)."""
 
     def __init__(self, prop: bytes | None = None, lay: dict | None = None,
-                 kernel_vm: L.VM | None = None, mem=None):
+                 kernel_vm: L.VM | None = None, mem=None, release: str | None = None):
         from gicsim.kvm.its import VgicIts
         from gicsim.kvm.kvm_device import (
             KVM_DEV_ARM_VGIC_CTRL_INIT,
@@ -254,10 +254,16 @@ class ModelSide:
             ItsDevice,
         )
         from gicsim.kvm.memory import GuestMemory
+        from gicsim.kvm.releases import RELEASES, KernelProfile
         from gicsim.kvm.vgic_init import Vgic
 
         self.mem = mem or GuestMemory(RAM_SIZE)
-        self.vgic = Vgic(NR_VCPUS, self.mem)
+        # the model runs the kernel side's release (its KernelProfile defaults)
+        if release is None and kernel_vm is not None:
+            release = getattr(kernel_vm.lib, "release", None)
+        self.release = release if release in RELEASES else None
+        profile = KernelProfile(release=self.release) if self.release else KernelProfile()
+        self.vgic = Vgic(NR_VCPUS, self.mem, profile)
         self.its = VgicIts(self.vgic)
         self.itsdev = ItsDevice(self.its)
         self.gic = GicV3Device(self.vgic)
@@ -411,7 +417,7 @@ class ModelSide:
               for off in (*RD_SAVED, L.GICR_CTLR)}
         mem = GuestMemory(self.mem.size, self.mem.base)
         self.mem.copy_pages_to(mem)
-        dst = type(self)(mem=mem)
+        dst = type(self)(mem=mem, release=self.release)
         dst.lay = self.lay
         if corruption is not None:
             mem.write(corruption_addr(corruption), corruption_bytes(corruption))
