@@ -150,3 +150,20 @@ def test_pending_on_a_vcpu_still_paused_at_the_end_is_in_flight():
     assert (v.lost, v.in_flight) == (0, 1)
     v = judge(MAP + msi(10) + paused + [R(60, "vcpu", "vm1", vcpu=1, info="enter")], until_ns=1_000_000)
     assert v.lost == 1
+
+
+def test_a_held_msi_accepted_after_a_delivery_of_the_same_lpi_is_not_spurious():
+    """Quiesced devices: the MSI is raised during downtime but accepted only when the device
+    is released; in between the vCPU delivers a copy of the same LPI restored from the
+    pending table (raised earlier). The held MSI's own delivery has a cause: its accept."""
+    t = (MAP + [R(100, "raise", device=2, event=0, info="msi"),  # pending at the pause
+                R(100, "accept", vcpu=1, lpi=8192, device=2, event=0, info="msi")]
+         + [R(500, "raise", device=2, event=0, info="msi")]  # held by the quiesced device
+         + deliver(600)  # the restored pending copy
+         + [R(700, "accept", vcpu=1, lpi=8192, device=2, event=0, info="msi")]  # released
+         + deliver(800))
+    v = judge(t, until_ns=1_000_000)
+    assert (v.accepted, v.delivered, v.spurious, v.lost) == (2, 2, 0, 0)
+    # without the accept, a second delivery is spurious (the check can fail)
+    v = judge(t[:-2] + deliver(800), until_ns=1_000_000)
+    assert v.spurious == 1

@@ -181,12 +181,20 @@ def test_resolved_dict_is_in_yaml_units_with_defaults(example):
         "int": {"device": 2, "event": 0},
     }
     assert d["kernel"] == {
+        "release": "6.12",
         "pending_sync_on_ctlr": False,
         "pending_sync_clears_ram": True,
         "clear_on_unmap": True,
         "restore_scan": "full",
         "translation_cache": "correct",
+        # release-dependent fields, filled from the release (gicsim.kvm.releases.RELEASES)
+        "mapc_checks_rdbase_first": False,
+        "save_ite_no_collection": "zero",
+        "baser_write_frees_on_change": True,
     }
+    d["kernel"] = {"release": "6.1"}
+    k61 = resolved_dict(scenario_from_dict(d))["kernel"]
+    assert k61["mapc_checks_rdbase_first"] is True and k61["baser_write_frees_on_change"] is False
 
 
 def test_minimal_defaults():

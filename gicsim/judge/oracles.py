@@ -149,6 +149,10 @@ def judge(rec: list[Record], until_ns: int, inflight_ns: int = 100_000) -> Verdi
                 v.accepted += 1
                 if lpi >= 0:
                     waiting[lpi].append((t, idx))
+                    # a raise a quiesced device held is accepted only at its release: a
+                    # delivery in between (of a restored pending copy) consumed the raise
+                    # flag, and this accept is a cause of its own for the next delivery
+                    raised_since[lpi] = True
             else:
                 reason = r[INFO]
                 if reason in _NOT_RESTORED_FROM and side in destinations and side not in resumed:

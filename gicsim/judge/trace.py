@@ -161,7 +161,7 @@ def public_frame(df: pd.DataFrame) -> pd.DataFrame:
     # executed commands carry only the fields they use (recorded so by the VM): the RDbase
     # is a command argument, MOVALL's RDbase2 rides in icid
     cmd = kind == "cmd"
-    cmd_movall = cmd & _starts(info, "MOVALL")
+    cmd_movall = cmd & _starts(df["info"], "MOVALL")
     cmd_other = cmd & ~cmd_movall
     out["cmd_vcpu"][cmd_other], out["vcpu"][cmd_other] = cols["vcpu"][cmd_other], -1
     out["cmd_from_vcpu"][cmd_movall], out["vcpu"][cmd_movall] = cols["vcpu"][cmd_movall], -1
@@ -191,7 +191,7 @@ def internal_frame(pub: pd.DataFrame) -> pd.DataFrame:
     movall = gcmd & (info == "MOVALL")
     icid[movall] = cfv[movall]
     cmd = kind == "cmd"
-    cmd_movall = cmd & _starts(info, "MOVALL")
+    cmd_movall = cmd & _starts(pub["info"], "MOVALL")
     cmd_other = cmd & ~cmd_movall
     vcpu[cmd_other] = cv[cmd_other]
     vcpu[cmd_movall] = cfv[cmd_movall]
@@ -204,6 +204,12 @@ def internal_frame(pub: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(data, columns=list(COLUMNS))
 
 
-def _starts(info: np.ndarray, name: str) -> np.ndarray:
-    """``info == name`` or ``info`` starts with ``name:`` (a command and its error)."""
-    return (info == name) | np.char.startswith(info.astype(str), name + ":")
+def _starts(info: pd.Series, name: str) -> np.ndarray:
+    """Rows whose ``info`` is ``name`` or starts with ``name:`` (a command and its error),
+    decided once per category (``info`` holds multi-MB state JSON on a few rows: never turn
+    the column into a fixed-width string array)."""
+    cat = info if isinstance(info.dtype, pd.CategoricalDtype) else info.astype("category")
+    names = cat.cat.categories
+    hit = np.fromiter((str(c) == name or str(c).startswith(name + ":") for c in names), bool, len(names))
+    codes = cat.cat.codes.to_numpy()
+    return (codes >= 0) & hit[np.maximum(codes, 0)] if len(names) else np.zeros(len(info), bool)

@@ -123,11 +123,13 @@ class Kernel(_Model):
     translation_cache: Literal["correct", "stale"] = "correct"
     mapc_checks_rdbase_first: StrictBool | None = None
     save_ite_no_collection: Literal["zero", "oops"] | None = None
+    baser_write_frees_on_change: StrictBool | None = None
 
     @model_validator(mode="after")
     def _release_defaults(self) -> "Kernel":
         rel = RELEASES[self.release]
-        _put(self, **{k: rel[k] for k in ("mapc_checks_rdbase_first", "save_ite_no_collection")
+        _put(self, **{k: rel[k] for k in ("mapc_checks_rdbase_first", "save_ite_no_collection",
+                                                   "baser_write_frees_on_change")
                       if getattr(self, k) is None})  # fmt: skip
         return self
 

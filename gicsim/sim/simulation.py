@@ -46,6 +46,7 @@ class Simulation:
             translation_cache=k.translation_cache,
             mapc_checks_rdbase_first=k.mapc_checks_rdbase_first,
             save_ite_no_collection=k.save_ite_no_collection,
+            baser_write_frees_on_change=k.baser_write_frees_on_change,
         )
         self.step_observers: list[Any] = []
         self.vms: list[VirtualMachine] = []

@@ -45,9 +45,12 @@ class SweepInterrupted(BaseException):
     """SIGINT or SIGTERM: a BaseException, so no ``except Exception`` on the way takes it
     for an error of its own."""
 
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
+    def __init__(self, signum: int | str) -> None:
+        # SimPy re-raises an exception out of a process as ``type(e)(*e.args)``: accept the
+        # name this constructor stores in ``args`` as well as the number
+        sig = signal.Signals[signum] if isinstance(signum, str) else signal.Signals(signum)
+        super().__init__(sig.name)
+        self.signum = int(sig)
 
 
 class RunFailed(Exception):
