@@ -128,7 +128,7 @@ def _found(release, model_cls, n=300, strategy=None):
     @seed(SEED)
     @settings(max_examples=n, deadline=None, database=None,
               suppress_health_check=list(HealthCheck))
-    @given(strategy or S.without_known(S.streams()))
+    @given(strategy if strategy is not None else S.without_known(S.streams()))
     def check(stream):
         res = D.run_stream(k, stream, model_cls=model_cls)
         if res.disagreements:
