@@ -23,7 +23,8 @@ from gicsim.sim.guest import GuestItsDriver
 ITS_BASE = 0x0808_0000
 
 # Hypothesis profiles. ``ci`` (the default, what .ci/run uses) is deterministic: derandomised
-# (each test's examples follow from its own name, the same on every machine and run) and with
+# (each test's examples follow from its own name and the pinned hypothesis version in
+# pyproject.toml, the same on every machine and run) and with
 # no example database, so a fresh clone and a warm checkout run exactly the same examples.
 # ``explore`` is for developers hunting new failures: random seeds, more examples, the
 # example database on; pin what it finds with ``@example`` so CI keeps it. ``long`` is the

@@ -266,3 +266,27 @@ def test_every_known_disagreement_is_pinned_by_a_test():
     names = set(globals())
     for key, (_, func, test) in S.KNOWN.items():
         assert test in names, (key, func, test)
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_a_failed_restore_keeps_the_lpis_an_ap_list_holds(release):
+    """A restore that fails after one ITE came back pending: the ITE is freed, but the LPI was
+    queued on vCPU 0's ap_list and that reference keeps it alive, in both the kernel and the
+    model (found by tests/test_fuzz_restore.py). The LPI whose collection was corrupted is
+    never created."""
+    k = kernel(release)
+    lay = D.KernelSide(k, bytes([0xA1]) * (65536 - 8192)).lay
+    stream = [("cmd", L.cmd_mapc(2, 0)), ("cmd", L.cmd_mapc(0, 0)),
+              ("cmd", L.cmd_mapd(0, 1, D.itt_addr(lay, 0))),
+              ("cmd", L.cmd_mapti(0, 0, 8192, 0)), ("cmd", L.cmd_mapti(0, 1, 8193, 2)),
+              ("msi", 0, 0), ("save_pending",), ("save",),
+              ("restore", ("cte", 0, 0x8000_0000_0000_0003))]
+    _check(release, stream)
+    ks = D.KernelSide(k, bytes([0xA1]) * (65536 - 8192))
+    for op in stream[:-1]:
+        getattr(ks, op[0])(*op[1:])
+    dst, rets = ks.migrate(stream[-1][1])
+    assert rets["restore"] == "EINVAL"
+    assert set(dst.state()["lpis"]) == {8192}
+    dst.close()
+    ks.close()
