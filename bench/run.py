@@ -4,7 +4,9 @@ Measures, in one process:
  1. a bare SimPy skeleton with gicsim's process structure (bench/skeleton.py), no modelling;
  2. gicsim on the same workload (scenarios/scale-512.yaml shrunk to 64 vCPUs);
  3. the full scale scenario (512 vCPUs, 57,344 LPIs, ~1 M MSIs, a migration): wall, peak RSS;
- 4. a 1 M-row trace -> DataFrame -> Parquet.
+ 4. a 1 M-row trace -> DataFrame -> Parquet;
+ 5. the kernel backend (``kernel: {backend: linux}``, 6.12) next to the Python model on
+    scenarios/clean-migration.yaml and a 10x longer, 4x wider version of it.
 Prints events/s for each and the ratio gicsim/skeleton (events/s over events/s).
 """
 
@@ -94,6 +96,60 @@ def run_skeleton(w: dict[str, Any]) -> dict[str, float]:
     return {"events": events, "wall_s": wall, "events_per_s": events / wall}
 
 
+CLEAN = ROOT / "scenarios" / "clean-migration.yaml"
+
+
+def backend_workloads() -> dict[str, dict[str, Any]]:
+    """clean-migration as shipped, and the same guest 10x longer with 4x the devices
+    (the kernel-backend comparison's workloads)."""
+    base = resolved_dict(load_scenario(CLEAN))
+    big = json.loads(json.dumps(base))
+    big["name"] = "clean-migration-x10"
+    big["until_us"] = base["until_us"] * 10
+    for b in big["guest"]["boot"]:
+        if "map_devices" in b:
+            b["map_devices"]["devices"] = "1-12"
+    big["devices"][0]["device"] = "1-12"
+    big["devices"][0]["stop_us"] = big["until_us"] - 500
+    big["expect"] = {}
+    return {"clean-migration": base, "clean-migration-x10": big}
+
+
+def kernel_backend_bench(repeat: int = 5, budget_s: float = 2.0) -> dict[str, Any]:
+    """Each workload on the Python model and on the 6.12 kernel backend, alternating,
+    best of at least ``repeat`` pairs (more, up to 50, while a workload has used less than
+    ``budget_s``: a 10 ms run needs many samples on a busy machine): events/s, wall, and
+    the wall-time ratio kernel/python. Both must run the same events."""
+    from gicsim.linux.errors import KernelRefError
+    from gicsim.sim.vm import kernel_library
+
+    out: dict[str, Any] = {}
+    for name, d in backend_workloads().items():
+        lx = {**d, "kernel": {**d.get("kernel", {}), "backend": "linux"}}
+        try:
+            kernel_library(scenario_from_dict(lx))
+        except KernelRefError as e:
+            return {"skipped": str(e)}
+        best: dict[str, dict[str, float]] = {}
+        spent, n = 0.0, 0
+        while n < repeat or (spent < budget_s and n < 50):
+            for label, dd in (("python", d), ("linux", lx)):
+                r, sim = run_gicsim(dd)
+                spent += r["wall_s"]
+                if label not in best or r["wall_s"] < best[label]["wall_s"]:
+                    best[label] = r
+            n += 1
+        py, k = best["python"], best["linux"]
+        assert py["events"] == k["events"], (name, py["events"], k["events"])
+        out[name] = {
+            "events": py["events"], "samples": n,
+            "python_wall_s": round(py["wall_s"], 4), "python_events_per_s": round(py["events_per_s"]),
+            "linux_wall_s": round(k["wall_s"], 4), "linux_events_per_s": round(k["events_per_s"]),
+            "linux_over_python_wall": round(k["wall_s"] / py["wall_s"], 2),
+        }  # fmt: skip
+    return out
+
+
 def trace_1m() -> float:
     rec = []
     kinds = ("raise", "accept", "deliver", "eoi")
@@ -113,6 +169,9 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--quick", action="store_true", help="skip the full scale run")
     ap.add_argument("--vcpus", type=int, default=64, help="size of the comparison workload")
+    ap.add_argument("--no-kernel", action="store_true", help="skip the kernel-backend comparison")
+    ap.add_argument("--kernel-scale", action="store_true",
+                    help="also run the full scale scenario on the kernel backend (~1 min)")
     a = ap.parse_args()
     out: dict[str, Any] = {}
     g, sim = run_gicsim(shrunk(a.vcpus))
@@ -139,6 +198,15 @@ def main() -> None:
         oracles.judge(res.records, res.scenario.until_ns)
         out["scale_oracle_s"] = round(time.perf_counter() - t0, 2)
     out["trace_1m_s"] = round(trace_1m(), 3)
+    if not a.no_kernel:
+        out["kernel_backend"] = kernel_backend_bench()
+        if a.kernel_scale and "skipped" not in out["kernel_backend"]:
+            d = resolved_dict(load_scenario(SCALE))
+            t0 = time.perf_counter()
+            res = run({**d, "kernel": {**d["kernel"], "backend": "linux"}})
+            out["kernel_backend"]["scale_wall_s"] = round(time.perf_counter() - t0, 2)
+            out["kernel_backend"]["scale_events"] = res.summary["events"]
+            out["kernel_backend"]["scale_expect_passed"] = res.summary["expect"]["passed"]
     if a.json:
         print(json.dumps(out))
     else:

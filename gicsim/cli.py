@@ -254,14 +254,21 @@ def validate(files: tuple[str, ...]) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="Only print failures.")
 @click.option("--report", "full_report", is_flag=True,
               help="Also write the full timing report: report.html and the plots (PNG, SVG).")  # fmt: skip
-@click.option("--perfetto", is_flag=True, help="Also write trace.perfetto.json (open in ui.perfetto.dev).")
+@click.option("--perfetto", is_flag=True, help="Also write trace.perfetto.json.gz (open in ui.perfetto.dev).")
+@click.option("--progress/--no-progress", "progress", default=None,
+              help="Progress lines on stderr for runs longer than a few seconds (default: when stderr is a terminal).")  # fmt: skip
+@click.option("--backend", type=click.Choice(["python", "linux"]), default=None,
+              help="Who runs the kernel side: the Python model or the release's own code (kernel.backend).")
+@click.option("--kernel-tree", "kernel_tree", type=click.Path(), default=None,
+              help="Run the kernel side on this kernel tree's own code (implies --backend linux).")
 def run(files: tuple[str, ...], outdir: str, summary_path: str | None, quiet: bool, full_report: bool = False,
-        perfetto: bool = False) -> None:  # fmt: skip
+        perfetto: bool = False, backend: str | None = None, kernel_tree: str | None = None,
+        progress: bool | None = None) -> None:  # fmt: skip
     """Run scenario FILES; exit 0 when every expect holds, 1 when one fails, 2 on bad input.
 
     Each run writes resolved.yaml, summary.json, trace.parquet and report.md to
     OUTPUT/<name>/, atomically (with --report also report.html and the plots; with
-    --perfetto also trace.perfetto.json).
+    --perfetto also trace.perfetto.json.gz).
     """
     from gicsim.present.output import (
         AtomicDir,
@@ -273,13 +280,21 @@ def run(files: tuple[str, ...], outdir: str, summary_path: str | None, quiet: bo
     from gicsim.present.report import write_markdown
     from gicsim.sim.simulation import run as run_scenario
 
-    scenarios = _load_all(files)
+    from gicsim.scenario.kernel_backend import kernel_line, with_kernel_backend
+    from gicsim.sim.vm import kernel_library
+
+    scenarios = [with_kernel_backend(sc, backend, kernel_tree) for sc in _load_all(files)]
+    for sc in scenarios:
+        kernel_library(sc)  # fetch/build/load first: a bad backend choice is exit 2 before any run
     out = Path(outdir)
     _check_run_targets(out, scenarios, files)
     summaries = []
     failed = False
     for sc in scenarios:
-        res = run_scenario(sc)
+        prog = _progress(sc.name, progress)
+        res = run_scenario(sc, prog)
+        if prog is not None:
+            prog.line("writing the results")
         s = res.summary
         summaries.append(s)
         with _critical(), AtomicDir(out / sc.name, check=_replaceable) as tmp:
@@ -287,16 +302,27 @@ def run(files: tuple[str, ...], outdir: str, summary_path: str | None, quiet: bo
             write_json_atomic(tmp / "summary.json", s)
             with atomic_file(tmp / "trace.parquet") as f:
                 res.trace.to_parquet(f, index=False)
-            if full_report or perfetto:
-                _extra_outputs(res, tmp, full_report, perfetto)
+            extra = _extra_outputs(res, tmp, full_report, perfetto) if full_report or perfetto else []
             if not full_report:
                 write_markdown(res, tmp / "report.md")
-        _print_verdict(s, quiet)
+        _print_result(sc, s, quiet, out / sc.name, extra)
+        if not quiet and s["kernel"]["backend"] != "python":
+            click.echo(kernel_line(s["kernel"]))
         failed |= not s["expect"]["passed"]
     if summary_path:
         with _critical():
             write_json_atomic(Path(summary_path), summaries[0] if len(summaries) == 1 else summaries)
     sys.exit(1 if failed else 0)
+
+
+def _progress(name: str, wanted: bool | None) -> Any:
+    """A progress printer on stderr (gicsim.sim.progress), or None: --progress/--no-progress,
+    else only when stderr is a terminal. It never writes to stdout or the results."""
+    from gicsim.sim.progress import Progress
+
+    stream = click.get_text_stream("stderr")
+    on = wanted if wanted is not None else stream.isatty()
+    return Progress(name, stream) if on else None
 
 
 def _run_dir_problem(d: Path) -> str | None:
@@ -345,7 +371,8 @@ def _check_run_targets(out: Path, scenarios: list[Scenario], files: tuple[str, .
         _input_error(problems)
 
 
-def _extra_outputs(res: Any, tmp: Path, full_report: bool, perfetto: bool) -> None:
+def _extra_outputs(res: Any, tmp: Path, full_report: bool, perfetto: bool) -> list[str]:
+    """Write the report and/or the Perfetto trace into ``tmp``; the names written."""
     from gicsim.present import report as rep
     from gicsim.present.output import write_bytes_atomic
     from gicsim.present.rundata import from_result
@@ -355,9 +382,10 @@ def _extra_outputs(res: Any, tmp: Path, full_report: bool, perfetto: bool) -> No
     if perfetto and not full_report:
         from gicsim.present import perfetto as pf
 
-        files["trace.perfetto.json"] = pf.to_json(run_data).encode()
+        files.update(pf.files(run_data))
     for name, data in files.items():
         write_bytes_atomic(tmp / name, data)
+    return list(files)
 
 
 @main.command("report")
@@ -367,7 +395,7 @@ def _extra_outputs(res: Any, tmp: Path, full_report: bool, perfetto: bool) -> No
                    "touched, and a non-empty directory that is not a gicsim report is refused). One "
                    "input: default beside the run (a RUN_DIR) or reports/<name>/ (a scenario, run "
                    "first). Several inputs: a comparison, default reports/compare/.")  # fmt: skip
-@click.option("--perfetto", is_flag=True, help="Also write trace.perfetto.json (open in ui.perfetto.dev).")
+@click.option("--perfetto", is_flag=True, help="Also write trace.perfetto.json.gz (open in ui.perfetto.dev).")
 def report_cmd(inputs: tuple[str, ...], outdir: str | None, perfetto: bool) -> None:
     """Timing report of RUN_DIR_OR_SCENARIO... in Markdown and self-contained HTML with plots.
 
@@ -426,20 +454,17 @@ def tables_cmd(file: str, step: str, side: str | None, migration: int, limit: in
     click.echo(terminal_safe(tables.render(snap)), nl=False)
 
 
-def _print_verdict(s: dict[str, Any], quiet: bool) -> None:
-    ok = s["expect"]["passed"]
-    if quiet and ok:
+def _print_result(sc: Scenario, s: dict[str, Any], quiet: bool, where: Path, extra: list[str]) -> None:
+    """The verdict apart from the outcome, the counts, where the results went, the paths
+    of the report and Perfetto trace written (:func:`gicsim.present.outcome.run_lines`)."""
+    from gicsim.present import outcome
+
+    if quiet and s["expect"]["passed"]:
         return
-    migs = ", ".join(m["status"] for m in s["migrations"]) or "no migration"
-    lp = s["lpis"]
-    click.echo(
-        f"{'PASS' if ok else 'FAIL'} {s['scenario']}: {migs}; delivered {lp['delivered']}, "
-        f"lost {lp['lost']}, spurious {lp['spurious']}, misrouted {lp['misrouted']}, "
-        f"ebusy {sum(m['ebusy'] for m in s['migrations'])}, state_match {s['state_match']} "
-        f"({s['events']} events, {s['wall_s']} s)"
-    )
-    for f in s["expect"]["failures"]:
-        click.echo(f"  expect.{f['key']}: wanted {f['wanted']}, got {f['got']}")
+    written = [f"report: {_printable(where / n, None)}" for n in extra if n == "report.html"]
+    written += [f"perfetto: {_printable(where / n, None)}" for n in extra if n.startswith("trace.perfetto")]
+    for ln in outcome.run_lines(s, outcome.has_expect(sc.expect), f"{_printable(where, None)}/", written):
+        click.echo(ln)
 
 
 def _register_optional() -> None:

@@ -2,6 +2,12 @@
 
     python -m gicsim.examples            # writes reports/examples/ (from the repository root)
     python -m gicsim.examples -o DIR     # somewhere else
+    python -m gicsim.examples --scenarios CLONE/scenarios -o DIR   # after a non-editable install
+
+The scenarios are the repository's ``scenarios/*.yaml`` (not part of the installed package):
+the ones beside this package in a checkout or an editable install, else ``./scenarios`` (the
+current directory is a clone), else ``--scenarios``; without any of these it says so in one
+line and exits 2. The default output is ``reports/examples/`` beside that ``scenarios/``.
 
 Each example directory is a complete run directory (``resolved.yaml``, ``summary.json``,
 ``trace.parquet``) with its timing report (``report.md``, ``report.html``, the plots as PNG and
@@ -48,7 +54,7 @@ the narrated account `gicsim explain` prints.
 """
 WHAT = {
     "its-pending-migration": "256 LPIs pending across a migration; latency of LPIs accepted before vs after; "
-    "`trace.perfetto.json` opens in ui.perfetto.dev",
+    "`trace.perfetto.json.gz` opens in ui.perfetto.dev",
     "straggler-retry": "the -EBUSY rule: a straggler vCPU still in KVM_RUN, three retries in the waterfall",
     "creadr-before-cbaser": "a destination order hazard: the command queue is replayed, 16 pending LPIs lost",
     "devices-not-quiesced": "devices not quiesced: LPIs accepted after SAVE_PENDING_TABLES are lost, others "
@@ -58,21 +64,40 @@ WHAT = {
 }
 
 
-def _run(name: str) -> RunData:
-    return run_scenario_file(SCENARIOS / f"{name}.yaml")
+class NoScenarios(Exception):
+    """The shipped scenarios are not where this command looks (a non-editable install)."""
 
 
-def generate(out: Path) -> list[Path]:
+def _run(scenarios: Path, name: str) -> RunData:
+    return run_scenario_file(scenarios / f"{name}.yaml")
+
+
+def find_scenarios(given: str | None) -> Path:
+    """The directory of the shipped scenarios (see the module docstring)."""
+    names = [n for n, _ in SINGLE] + [n for ns in COMPARISONS.values() for n in ns]
+    tried = [Path(given)] if given else [SCENARIOS, Path("scenarios")]
+    for d in tried:
+        if all((d / f"{n}.yaml").is_file() for n in names):
+            return d
+    if given:
+        missing = next(n for n in names if not (Path(given) / f"{n}.yaml").is_file())
+        raise NoScenarios(f"{given}: no {missing}.yaml there; --scenarios names the repository's scenarios/ directory")
+    raise NoScenarios("the shipped scenarios (scenarios/*.yaml) are not installed with the package and "
+                      "./scenarios is not them; run from a clone of the repository, or pass "
+                      "--scenarios CLONE/scenarios")  # fmt: skip
+
+
+def generate(out: Path, scenarios: Path = SCENARIOS) -> list[Path]:
     written = []
     runs: dict[str, RunData] = {}
     for name, with_perfetto in SINGLE:
-        run = runs.setdefault(name, _run(name))
+        run = runs.setdefault(name, _run(scenarios, name))
         files = report.run_files(run) | report.report_files(run, perfetto=with_perfetto)
         files["explain.md"] = explain.explain(run).encode()
         report.publish(files, out / name)
         written.append(out / name)
     for cname, names in COMPARISONS.items():
-        cr = [runs.setdefault(n, _run(n)) for n in names]
+        cr = [runs.setdefault(n, _run(scenarios, n)) for n in names]
         doc = report.build_comparison(cr, [r.name for r in cr])
         report.publish(report.render_files(doc), out / cname)
         written.append(out / cname)
@@ -85,10 +110,28 @@ def generate(out: Path) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m gicsim.examples", description=__doc__.split("\n\n")[0])
-    ap.add_argument("-o", "--output", default=str(REPO / "reports" / "examples"), help="output directory")
+    ap.add_argument("-o", "--output", default=None,
+                    help="output directory (default: reports/examples/ beside the scenarios directory)")  # fmt: skip
+    ap.add_argument("--scenarios", default=None, help="the repository's scenarios/ directory")
     args = ap.parse_args(argv)
-    for d in generate(Path(args.output)):
-        print(f"wrote {d}")
+    from gicsim.present.output import OutputError, printable
+    from gicsim.present.rundata import RunInputError
+
+    try:
+        scenarios = find_scenarios(args.scenarios)
+        out = Path(args.output) if args.output else scenarios.parent / "reports" / "examples"
+        for d in generate(out, scenarios):
+            print(f"wrote {d}")
+    except NoScenarios as e:
+        print(f"python -m gicsim.examples: {printable(e, 400)}", file=sys.stderr)
+        return 2
+    except (OutputError, RunInputError) as e:
+        for ln in getattr(e, "lines", None) or [str(e)]:
+            print(printable(ln, 400), file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"python -m gicsim.examples: {printable(e, 400)}", file=sys.stderr)
+        return 3
     return 0
 
 

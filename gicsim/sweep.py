@@ -153,7 +153,7 @@ def _sweep(sweep_file: str, jobs: int, dask_address: str | None, dask_timeout: f
     except SweepError as e:
         _fail(2, *e.problems)
     except (RecursionError, MemoryError) as e:
-        _fail(2, f"{sweep_file}:0:0: <file>: too large or nested too deeply ({type(e).__name__})")
+        _fail(2, f"{sweep_file}: too large or nested too deeply ({type(e).__name__})")
     out = Path(outdir) if outdir else Path("reports") / sw.name
     if out.exists() and not out.is_dir():
         _fail(2, f"gicsim: -o/--output: {out} exists and is not a directory")

@@ -49,9 +49,11 @@ def test_bad_input_one_line_exit_2_nothing_written(tmp_path, case):
 def test_non_utf8_and_directory(tmp_path):
     f = tmp_path / "bin.yaml"
     f.write_bytes(b"name: \xff\xfe\n")
-    for target in (f, tmp_path):
-        r = CliRunner().invoke(main, ["validate", str(target)])
-        assert r.exit_code == 2 and LINE.match(r.stderr.splitlines()[0]), r.stderr
+    r = CliRunner().invoke(main, ["validate", str(f)])
+    assert r.exit_code == 2 and LINE.match(r.stderr.splitlines()[0]), r.stderr
+    # a file that cannot be read at all has no line: FILE: message
+    r = CliRunner().invoke(main, ["validate", str(tmp_path)])
+    assert r.exit_code == 2 and r.stderr == f"{tmp_path}: is a directory, not a scenario file\n", r.stderr
 
 
 def test_one_bad_file_means_no_run_at_all(tmp_path):
@@ -95,7 +97,7 @@ def test_validate_ok_and_help():
 def test_an_internal_error_is_one_line_exit_3(tmp_path, monkeypatch):
     import gicsim.sim.simulation
 
-    def boom(sc):
+    def boom(sc, *args, **kwargs):  # run(scenario, progress=None)
         raise RuntimeError("model bug")
 
     monkeypatch.setattr(gicsim.sim.simulation, "run", boom)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from gicsim.judge.oracles import judge, state_match
+from gicsim.judge.oracles import delivered_counts, judge, state_match
 
 
 def R(t, kind, side="vm0", vcpu=-1, lpi=-1, device=-1, event=-1, icid=-1, info=""):
@@ -109,6 +109,25 @@ def test_drops_by_reason_and_not_restored_on_an_unresumed_destination():
     assert v.dropped == {"unmapped": 1, "not_restored": 2, "its_disabled": 1, "lpis_disabled": 1,
                          "no_its": 0}
     assert v.accepted == 0 and v.lost == 0
+    # one vocabulary: the trace now carries the reason each drop is counted under
+    reasons = [r[8] for r in t if r[1] == "drop"]
+    assert reasons == ["unmapped", "not_restored", "not_restored", "its_disabled", "lpis_disabled"]
+    assert judge(t, until_ns=1_000_000).dropped == v.dropped  # judging again changes nothing
+
+
+def test_delivered_side_is_the_host_that_delivered():
+    """``source`` is the VM the run started on, whatever came before: after an aborted
+    migration resumed it, its deliveries are still the source's."""
+    t = (
+        MAP
+        + deliver(100)
+        + [R(1000, "migration", icid=0, info="start"), R(2000, "migration", "vm0", icid=0, info="aborted:EBUSY:x"),
+           R(2100, "migration", "vm0", icid=0, info="resume")]
+        + deliver(2200)
+        + [R(3000, "migration", icid=1, info="start"), R(4000, "migration", "vm2", icid=1, info="resume")]
+        + deliver(4100, side="vm2")
+    )  # fmt: skip
+    assert delivered_counts(t) == {(8192, 1, "source"): 2, (8192, 1, "destination"): 1}
 
 
 def test_guest_written_pending_bit_counts_as_a_raise():

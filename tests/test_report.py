@@ -172,7 +172,7 @@ def test_cli_run_report_then_report_from_the_directory(tmp_path):
     assert r.exit_code == 0, r.output
     d = tmp_path / "straggler-retry"
     names = {p.name for p in d.iterdir()}
-    assert {"resolved.yaml", "summary.json", "trace.parquet", "report.md", "report.html", "trace.perfetto.json",
+    assert {"resolved.yaml", "summary.json", "trace.parquet", "report.md", "report.html", "trace.perfetto.json.gz",
             "waterfall.png", "waterfall.svg", "latency.png", "latency.svg", "outcomes.png", "outcomes.svg"} <= names
     first = (d / "report.html").read_bytes()
     # the report is computable from the run directory alone

@@ -443,11 +443,11 @@ def test_file_errors(tmp_path):
     missing = tmp_path / "missing.yaml"
     with pytest.raises(ScenarioError) as exc:
         load_scenario(missing)
-    assert exc.value.problems == [f"{missing}:0:0: <file>: no such file"]
+    assert exc.value.problems == [f"{missing}: no such file"]
 
     with pytest.raises(ScenarioError) as exc:
         load_scenario(tmp_path)
-    assert exc.value.problems == [f"{tmp_path}:0:0: <file>: is a directory, not a scenario file"]
+    assert exc.value.problems == [f"{tmp_path}: is a directory, not a scenario file"]
 
     empty = tmp_path / "empty.yaml"
     empty.write_bytes(b"")

@@ -368,8 +368,10 @@ def period_order(migs: list[MigInfo]) -> list[str]:
 
 
 def drop_reasons(acc: pd.DataFrame, df: pd.DataFrame) -> pd.Series:
-    """Drop reason per drop row with ``its_disabled`` on a destination ITS before that VM
-    resumed counted as ``not_restored`` (as the oracle does)."""
+    """Drop reason per drop row with ``its_disabled``/``no_its`` on a destination ITS before
+    that VM resumed counted as ``not_restored``, as the oracle does. Traces written by
+    :func:`gicsim.judge.oracles.judge` already carry that reason (then this changes nothing);
+    run directories from before it did get the same reasons here."""
     drops = acc[acc["kind"] == "drop"]
     if drops.empty:
         return pd.Series([], dtype=object)

@@ -117,6 +117,10 @@ def percentile(sorted_vals: list[int], q: float) -> int:
 
 
 def judge(rec: list[Record], until_ns: int, inflight_ns: int = 100_000) -> Verdict:
+    """Judge the trace ``rec``. One vocabulary of drop reasons for trace and summary: a
+    ``drop`` row whose reason is ``its_disabled`` or ``no_its`` on a destination before that
+    VM resumed is rewritten in ``rec`` to ``not_restored`` (the reason it is counted under),
+    so the same MSI carries the same reason in ``trace.parquet`` and ``summary.json``."""
     v = Verdict()
     intent = GuestIntent()
     destinations: set[str] = set()
@@ -157,6 +161,7 @@ def judge(rec: list[Record], until_ns: int, inflight_ns: int = 100_000) -> Verdi
                 reason = r[INFO]
                 if reason in _NOT_RESTORED_FROM and side in destinations and side not in resumed:
                     reason = "not_restored"
+                    rec[idx] = (*r[:8], reason)  # the trace carries the reason counted
                 v.dropped[reason] = v.dropped.get(reason, 0) + 1
         elif kind == "deliver":
             lpi, vcpu = r[LPI], r[VCPU]
@@ -213,14 +218,18 @@ def judge(rec: list[Record], until_ns: int, inflight_ns: int = 100_000) -> Verdi
     return v
 
 
-def delivered_counts(rec: list[Record], first_resume_idx: int | None) -> dict[tuple[int, int, str], int]:
-    """(lpi, vcpu, side) -> deliveries; side is ``source`` before the first migration's
-    resume and ``destination`` after it."""
+#: the host the run starts on: the first migration's source (``vm0``)
+SOURCE_SIDE = "vm0"
+
+
+def delivered_counts(rec: list[Record]) -> dict[tuple[int, int, str], int]:
+    """(lpi, vcpu, side) -> deliveries; ``side`` says which host delivered: ``source`` when
+    the VM the run started on did (before a migration, and after one that aborted or failed
+    and resumed the source), ``destination`` when a VM a migration made did."""
     out: dict[tuple[int, int, str], int] = defaultdict(int)
-    for idx, r in enumerate(rec):
+    for r in rec:
         if r[KIND] == "deliver":
-            side = "source" if first_resume_idx is None or idx < first_resume_idx else "destination"
-            out[(r[LPI], r[VCPU], side)] += 1
+            out[(r[LPI], r[VCPU], "source" if r[SIDE] == SOURCE_SIDE else "destination")] += 1
     return dict(out)
 
 

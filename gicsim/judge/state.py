@@ -1,5 +1,10 @@
 """A canonical snapshot of the architectural state of SPEC §1–2, for comparing a source at
-pause with a destination at resume (the state-match oracle) and for round-trip tests."""
+pause with a destination at resume (the state-match oracle) and for round-trip tests.
+
+On the kernel backend the same attributes are the kernel's state (``gicsim.linux.backend``:
+registers by MMIO, devices/ITEs/collections from the harness's ITS dump, LPI records from
+``h_lpi_state``, ``ctlr`` = EnableLPIs), so one snapshot function serves both backends and
+``tests/test_backend_parity.py`` sees identical snapshots."""
 
 from __future__ import annotations
 

@@ -108,14 +108,20 @@ class Trace:
 
 
 def records_to_frame(rec: list[Any]) -> pd.DataFrame:
-    """Columnar conversion without building per-row objects: one pass per column."""
+    """Columnar conversion without building per-row objects: one pass per column.
+
+    Categories are built from the distinct values themselves (an object index turned into
+    the ``str`` dtype), never through a fixed-width NumPy string array: ``info`` holds
+    multi-MB state JSON on a few rows, and ``astype(str)`` of the distinct values would pad
+    every one of them to the longest (1.5 GB on the scale benchmark)."""
     n = len(rec)
     data: dict[str, Any] = {}
     for i, name in enumerate(COLUMNS):
         it = map(itemgetter(i), rec)
         if name in CATEGORICAL:
             codes, uniq = pd.factorize(np.fromiter(it, dtype=object, count=n))
-            data[name] = pd.Categorical.from_codes(codes, categories=uniq.astype(str))
+            cats = pd.Index([str(u) for u in uniq], dtype=object).astype("str")
+            data[name] = pd.Categorical.from_codes(codes, categories=cats)
         else:
             data[name] = np.fromiter(it, dtype=np.int64 if name == "t" else np.int32, count=n)
     return pd.DataFrame(data, columns=list(COLUMNS), copy=False)
@@ -144,23 +150,21 @@ def digest(rec: list[Record]) -> str:
 def public_frame(df: pd.DataFrame) -> pd.DataFrame:
     """The trace table users see, from the record-layout frame (``records_to_frame``): no
     shared columns, ``<NA>`` instead of ``-1``."""
-    kind = df["kind"].astype(str).to_numpy()
-    info = df["info"].astype(str).to_numpy()
-    cols = {c: df[c].to_numpy().astype(np.int64) for c in ("vcpu", "lpi", "device", "event", "icid")}
+    cols = {c: df[c].to_numpy() for c in ("vcpu", "lpi", "device", "event", "icid")}
     n = len(df)
-    out = {c: cols[c].copy() for c in cols}
-    out["migration"] = np.full(n, -1, np.int64)
-    out["cmd_vcpu"] = np.full(n, -1, np.int64)
-    out["cmd_from_vcpu"] = np.full(n, -1, np.int64)
-    mig = np.isin(kind, MIGRATION_KINDS)
+    out = {c: cols[c].astype(np.int32, copy=True) for c in cols}
+    out["migration"] = np.full(n, -1, np.int32)
+    out["cmd_vcpu"] = np.full(n, -1, np.int32)
+    out["cmd_from_vcpu"] = np.full(n, -1, np.int32)
+    mig = _is(df["kind"], *MIGRATION_KINDS)
     out["migration"][mig], out["icid"][mig] = cols["icid"][mig], -1
-    gcmd = kind == "gcmd"
-    movall = gcmd & (info == "MOVALL")
+    gcmd = _is(df["kind"], "gcmd")
+    movall = gcmd & _is(df["info"], "MOVALL")
     out["cmd_vcpu"][gcmd], out["vcpu"][gcmd] = cols["vcpu"][gcmd], -1
     out["cmd_from_vcpu"][movall], out["icid"][movall] = cols["icid"][movall], -1
     # executed commands carry only the fields they use (recorded so by the VM): the RDbase
     # is a command argument, MOVALL's RDbase2 rides in icid
-    cmd = kind == "cmd"
+    cmd = _is(df["kind"], "cmd")
     cmd_movall = cmd & _starts(df["info"], "MOVALL")
     cmd_other = cmd & ~cmd_movall
     out["cmd_vcpu"][cmd_other], out["vcpu"][cmd_other] = cols["vcpu"][cmd_other], -1
@@ -169,28 +173,26 @@ def public_frame(df: pd.DataFrame) -> pd.DataFrame:
     data: dict[str, Any] = {"t": df["t"].to_numpy(), "kind": df["kind"], "side": df["side"]}
     for c in ("vcpu", "lpi", "device", "event", "icid", "migration", "cmd_vcpu", "cmd_from_vcpu"):
         v = out[c]
-        data[c] = pd.arrays.IntegerArray(v.astype(np.int32), v < 0)
+        data[c] = pd.arrays.IntegerArray(v, v < 0)
     data["info"] = df["info"]
     return pd.DataFrame(data, columns=list(PUBLIC_COLUMNS))
 
 
 def internal_frame(pub: pd.DataFrame) -> pd.DataFrame:
     """The record-layout frame (``COLUMNS``, ``-1`` sentinels) from the trace table."""
-    kind = pub["kind"].astype(str).to_numpy()
-    info = pub["info"].astype(str).to_numpy()
 
     def col(c: str) -> np.ndarray:
         return pub[c].fillna(-1).to_numpy().astype(np.int64)
 
     vcpu, lpi, device, event, icid = (col(c) for c in ("vcpu", "lpi", "device", "event", "icid"))
     mig, cv, cfv = col("migration"), col("cmd_vcpu"), col("cmd_from_vcpu")
-    sel = np.isin(kind, MIGRATION_KINDS)
+    sel = _is(pub["kind"], *MIGRATION_KINDS)
     icid[sel] = mig[sel]
-    gcmd = kind == "gcmd"
+    gcmd = _is(pub["kind"], "gcmd")
     vcpu[gcmd] = cv[gcmd]
-    movall = gcmd & (info == "MOVALL")
+    movall = gcmd & _is(pub["info"], "MOVALL")
     icid[movall] = cfv[movall]
-    cmd = kind == "cmd"
+    cmd = _is(pub["kind"], "cmd")
     cmd_movall = cmd & _starts(pub["info"], "MOVALL")
     cmd_other = cmd & ~cmd_movall
     vcpu[cmd_other] = cv[cmd_other]
@@ -202,6 +204,12 @@ def internal_frame(pub: pd.DataFrame) -> pd.DataFrame:
         data[c] = v.astype(np.int32)
     data["info"] = pub["info"]
     return pd.DataFrame(data, columns=list(COLUMNS))
+
+
+def _is(col: pd.Series, *values: str) -> np.ndarray:
+    """Rows whose value is one of ``values``, decided once per category (no per-row strings:
+    a str array of ``info`` would copy every row's text)."""
+    return col.isin(values).to_numpy(dtype=bool)
 
 
 def _starts(info: pd.Series, name: str) -> np.ndarray:

@@ -6,14 +6,15 @@ only (:class:`gicsim.present.rundata.RunData`), so ``gicsim report reports/<name
 drawn with matplotlib without pyplot (no GUI backend), written as PNG and SVG beside the
 report, and inlined as SVG into the HTML, which therefore opens with no network.
 
-Sections: verdict; migration timeline and downtime per step (waterfall); ``-EBUSY`` and other
-KVM errors with the step that got them; LPI outcomes; LPI latency accepted → delivered before /
-during / after the migration and per vCPU; the timing profile with each value's source.
+Sections: first the outcome and its cause (:mod:`gicsim.present.firstscreen`: counts, KVM
+errors, state comparison, expectations, ``explain``'s cause lines), before any table; then the
+migration timeline and downtime per step (waterfall); ``-EBUSY`` and other KVM errors with the
+step that got them; LPI outcomes; LPI latency accepted → delivered before / during / after the
+migration and per vCPU; last, the timing profile with each value's source (collapsed in HTML).
 """
 
 from __future__ import annotations
 
-import html
 import io
 import re
 from collections.abc import Sequence
@@ -25,7 +26,9 @@ import numpy as np
 import pandas as pd
 
 from gicsim.judge import analysis as A
-from gicsim.present.figures import Figure
+from gicsim.present import firstscreen
+from gicsim.present.document import Doc
+from gicsim.present.explain.verdict import outcome
 from gicsim.present.rundata import RunData, from_result
 
 if TYPE_CHECKING:
@@ -49,143 +52,6 @@ FIGURE_TITLES = {
     "precopy": "pre-copy",
     "latency": "LPI latency",
 }
-
-
-# ============================================================================ document ====
-@attrs.define
-class Doc:
-    """A report as blocks, rendered to Markdown or HTML."""
-
-    title: str
-    blocks: list[tuple[str, Any]] = attrs.Factory(list)
-
-    def h(self, level: int, text: str) -> None:
-        self.blocks.append(("h", (level, text)))
-
-    def p(self, text: str) -> None:
-        self.blocks.append(("p", text))
-
-    def bullets(self, items: Sequence[str]) -> None:
-        if items:
-            self.blocks.append(("ul", list(items)))
-
-    def table(self, df: pd.DataFrame, right: Sequence[str] = ()) -> None:
-        self.blocks.append(("table", (df, tuple(right))))
-
-    def fig(self, f: Figure) -> None:
-        self.blocks.append(("fig", f))
-
-    @property
-    def figures(self) -> list[Figure]:
-        return [b for k, b in self.blocks if k == "fig"]
-
-    # -- Markdown -------------------------------------------------------------------------
-    def markdown(self, figures: bool = True) -> str:
-        out = [f"# {self.title}", ""]
-        for kind, b in self.blocks:
-            if kind == "h":
-                out += ["#" * b[0] + " " + b[1], ""]
-            elif kind == "p":
-                out += [b, ""]
-            elif kind == "ul":
-                out += [f"- {x}" for x in b] + [""]
-            elif kind == "table":
-                out += _md_table(*b) + [""]
-            elif kind == "fig" and figures:
-                alt = b.caption.split(". ")[0].split(": ")[0].rstrip(".")
-                out += [f"![{alt}]({b.name}.png)", "", f"*{b.caption}* ([SVG]({b.name}.svg))", ""]
-        return "\n".join(out).rstrip() + "\n"
-
-    # -- HTML -----------------------------------------------------------------------------
-    def html(self) -> str:
-        body = []
-        for kind, b in self.blocks:
-            if kind == "h":
-                body.append(f"<h{b[0] + 1}>{_inline(b[1])}</h{b[0] + 1}>")
-            elif kind == "p":
-                body.append(f"<p>{_inline(b)}</p>")
-            elif kind == "ul":
-                body.append("<ul>" + "".join(f"<li>{_inline(x)}</li>" for x in b) + "</ul>")
-            elif kind == "table":
-                body.append(_html_table(*b))
-            elif kind == "fig":
-                body.append(f'<figure id="fig-{html.escape(b.name)}">{_svg_inline(b.svg)}'
-                            f"<figcaption>{_inline(b.caption)}</figcaption></figure>")  # fmt: skip
-        return HTML_PAGE.format(title=html.escape(self.title), body="\n".join(body))
-
-
-HTML_PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title}</title>
-<style>
-body {{ font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1100px;
-  margin: 2em auto; padding: 0 1em; color: #1d2330; line-height: 1.45; }}
-h1 {{ border-bottom: 2px solid #3465a4; padding-bottom: .2em; }}
-h2 {{ margin-top: 1.8em; border-bottom: 1px solid #ccd; }}
-table {{ border-collapse: collapse; margin: .8em 0; font-size: 90%; }}
-th, td {{ border: 1px solid #ccd; padding: .25em .6em; vertical-align: top; }}
-th {{ background: #eef1f8; }}
-td.r {{ text-align: right; font-variant-numeric: tabular-nums; }}
-tr:nth-child(even) td {{ background: #f8f9fc; }}
-code {{ background: #f0f0f4; padding: 0 .25em; border-radius: 3px; }}
-figure {{ margin: 1em 0; }} figure svg {{ max-width: 100%; height: auto; }}
-figcaption {{ font-size: 90%; color: #444; }}
-</style></head>
-<body>
-<h1>{title}</h1>
-{body}
-</body></html>
-"""
-
-
-def _inline(text: str) -> str:
-    """Markdown inline subset (``code``, **bold**, *em*) to HTML, escaping everything else."""
-    parts = re.split(r"(`[^`]*`)", text)
-    out = []
-    for part in parts:
-        if part.startswith("`") and part.endswith("`") and len(part) >= 2:
-            out.append(f"<code>{html.escape(part[1:-1])}</code>")
-        else:
-            s = html.escape(part)
-            s = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", s)
-            s = re.sub(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])", r"<em>\1</em>", s)
-            out.append(s)
-    return "".join(out)
-
-
-def _cell(v: Any) -> str:
-    if v is None or (isinstance(v, float) and np.isnan(v)):
-        return "—"
-    return str(v)
-
-
-def _md_table(df: pd.DataFrame, right: tuple[str, ...]) -> list[str]:
-    cols = [str(c) for c in df.columns]
-    head = "| " + " | ".join(cols) + " |"
-    sep = "|" + "|".join("---:" if c in right else "---" for c in cols) + "|"
-    rows = ["| " + " | ".join(_cell(v).replace("|", "\\|") for v in r) + " |" for r in df.itertuples(index=False)]
-    return [head, sep, *rows]
-
-
-def _html_table(df: pd.DataFrame, right: tuple[str, ...]) -> str:
-    cols = [str(c) for c in df.columns]
-    th = "".join(f"<th>{_inline(c)}</th>" for c in cols)
-    rows = []
-    for r in df.itertuples(index=False):
-        tds = "".join(
-            f'<td class="r">{_inline(_cell(v))}</td>' if c in right else f"<td>{_inline(_cell(v))}</td>"
-            for c, v in zip(cols, r, strict=True)
-        )
-        rows.append(f"<tr>{tds}</tr>")
-    return f"<table><thead><tr>{th}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-
-
-def _svg_inline(svg: str) -> str:
-    """The <svg> element alone (no XML prolog or DOCTYPE, no RDF metadata block)."""
-    i = svg.find("<svg")
-    svg = svg[i:] if i >= 0 else svg
-    return re.sub(r"<metadata>.*?</metadata>\s*", "", svg, flags=re.S)
 
 
 # =========================================================================== numbers ====
@@ -232,6 +98,7 @@ class Analysis:
     by_side: pd.DataFrame
     kinds: pd.Series
     vcpu_out: dict[int, int]  # migration -> when the last vCPU left KVM_RUN on the source
+    outcome: Any = None  # gicsim.present.explain.verdict.Outcome, set by build()
 
 
 def analyse(run: RunData) -> Analysis:
@@ -326,6 +193,9 @@ def build(run: RunData, plots: bool = True, an: Analysis | None = None) -> Doc:
     s = run.summary
     sc = run.scenario
     doc = Doc(f"{run.name}: timing report")
+    an.outcome = outcome(run, an.migs)
+    firstscreen.write(doc, an.outcome)
+    doc.h(2, "The run")
     if sc.description:
         doc.p(" ".join(sc.description.split()))
     doc.p(
@@ -333,13 +203,6 @@ def build(run: RunData, plots: bool = True, an: Analysis | None = None) -> Doc:
         f"{s.get('events', 0):,} SimPy events, {len(run.trace):,} trace records; "
         f"{sc.vm.vcpus} vCPUs, timing profile `{run.timing_base}`, kernel {_kernel_words(run)}."
     )
-    exp = s.get("expect", {})
-    if exp:
-        if exp.get("passed"):
-            doc.p("**Verdict:** every expectation of the scenario holds.")
-        else:
-            doc.p("**Verdict:** failed expectations:")
-            doc.bullets([f"`{f['key']}`: wanted {f['wanted']}, got {f['got']}" for f in exp.get("failures", [])])
     _migration_section(doc, an, plots)
     _errors_section(doc, an)
     _outcomes_section(doc, an, plots)
@@ -408,7 +271,9 @@ def _migration_section(doc: Doc, an: Analysis, plots: bool) -> None:
 
         doc.fig(P.waterfall(an, caption=_fig_caption(an.run, "waterfall",
                 "Downtime waterfall: each migration step as a bar from the moment the source "
-                "stopped; red crosses are failed KVM calls.")))  # fmt: skip
+                "stopped; red crosses are failed KVM calls, and a step whose calls returned an errno is "
+                "labelled in red with them; the rows on top mark the MSIs that were later lost (when "
+                "accepted) or dropped (per reason), in bursts.")))  # fmt: skip
     else:
         doc.p(_fig_caption(an.run, "waterfall", "Timing inputs of these steps:"))
 
@@ -464,7 +329,7 @@ def _outcomes_section(doc: Doc, an: Analysis, plots: bool) -> None:
     lp = an.run.summary.get("lpis", {})
     rows = [(k, lp.get(k)) for k in ("accepted", "delivered", "lost", "spurious", "misrouted", "withdrawn", "in_flight")]
     rows += [(f"dropped: {k}", v) for k, v in (lp.get("dropped") or {}).items()]
-    doc.p("Verdicts of the oracles (SPEC §6) over the whole run, from `summary.json`:")
+    doc.p("Verdicts of the oracles (defined in docs/summary-json.md) over the whole run, from `summary.json`:")
     doc.table(pd.DataFrame(rows, columns=["outcome", "count"]), right=("count",))
     doc.p("Per VM incarnation, from the trace (raises are counted where they start; a quiesced "
           "device's MSI is raised on the source and accepted where it is finally sent):")  # fmt: skip
@@ -513,7 +378,7 @@ def _latency_section(doc: Doc, an: Analysis, plots: bool) -> None:
 def _profile_section(doc: Doc, run: RunData) -> None:
     from gicsim.scenario.timing import profile_table
 
-    doc.h(2, "Timing profile")
+    doc.open("details", 'id="timing-profile"', summary="Timing profile")
     base = run.timing_base
     used: dict[str, list[str]] = {}
     for key, fields in FIGURE_FIELDS.items():
@@ -525,15 +390,18 @@ def _profile_section(doc: Doc, run: RunData) -> None:
         u = "µs" if unit == "ns" else unit.replace("ns/", "µs/") if f.endswith("_ns") else unit
         rows.append({"field": f"`{f}`", "value": shown, "unit": u, "used in": ", ".join(used.get(f, [])) or "—", "source": src})
     doc.p(f"Profile `{base}` as resolved for this run (scenario overrides marked). The "
-          "\"used in\" column names the figures whose numbers the field drives.")  # fmt: skip
+          "\"used in\" column names the figures whose numbers the field drives. Source keys "
+          "such as [KUT-Altra] are listed in gicsim's docs/bibliography.md; \"row N\" is row N of "
+          "the table in docs/timing-anchors.md.")  # fmt: skip
     doc.table(pd.DataFrame(rows), right=("value",))
+    doc.close("details")
 
 
 # ======================================================================== comparison ====
 def build_comparison(runs: list[RunData], labels: list[str], plots: bool = True) -> Doc:
     ans = [analyse(r) for r in runs]
     doc = Doc("Comparison: " + ", ".join(labels))
-    doc.p("Runs side by side; each column is one run (scenario name or directory).")
+    firstscreen.write_comparison(doc, [outcome(r, a.migs, causes=False) for r, a in zip(runs, ans, strict=True)], labels)
     metrics: dict[str, list[Any]] = {}
 
     def put(k: str, vals: list[Any]) -> None:
@@ -631,14 +499,16 @@ def report_files(run: RunData, plots: bool = True, perfetto: bool = False) -> di
     if perfetto:
         from gicsim.present import perfetto as pf
 
-        files["trace.perfetto.json"] = pf.to_json(run).encode()
+        files.update(pf.files(run))
     return files
 
 
 #: Every file a gicsim run directory can hold (`gicsim run`, with --report and --perfetto,
-#: then `gicsim report` in place); what a new run may replace there.
+#: then `gicsim report` in place); what a new run may replace there (``trace.perfetto.json``:
+#: the uncompressed export of earlier versions).
 RUN_DIR_FILES = frozenset(
-    {"resolved.yaml", "summary.json", "trace.parquet", "report.md", "report.html", "trace.perfetto.json"}
+    {"resolved.yaml", "summary.json", "trace.parquet", "report.md", "report.html", "trace.perfetto.json.gz",
+     "trace.perfetto.json"}
     | {f"{fig}.{ext}" for fig in ("waterfall", "latency", "outcomes") for ext in ("png", "svg")}
 )
 #: ... and every top-level file a report directory can hold (comparisons, the examples).
@@ -768,6 +638,6 @@ def report_command(
             if perfetto:
                 from gicsim.present import perfetto as pf
 
-                files[f"runs/{sub}/trace.perfetto.json"] = pf.to_json(r).encode()
+                files[f"runs/{sub}/{pf.FILENAME}"] = pf.to_gzip(r)
     publish(files, target, guard)
     return [target]

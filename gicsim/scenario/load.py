@@ -2,8 +2,9 @@
 
 Every problem is reported, one line each, as ``FILE:LINE:COL: key.path: message`` (1-based;
 ``0:0`` when no position is known, e.g. a dict given from Python). Paths that are not a key
-use ``<file>`` (cannot read or decode the file), ``<yaml>`` (YAML syntax) and ``<root>`` (the
-document as a whole)."""
+use ``<file>`` (cannot decode the file), ``<yaml>`` (YAML syntax) and ``<root>`` (the
+document as a whole). A file that cannot be read at all (missing, a directory, not a regular
+file, over the size cap) is ``FILE: message`` (``scenarios/x.yaml: no such file``)."""
 
 import os
 import stat
@@ -139,7 +140,7 @@ def load_scenario(path: str | Path) -> Scenario:
     try:
         data = read_input_file(path, MAX_FILE_BYTES, "scenario", "MAX_FILE_BYTES")
     except InputFileError as e:
-        raise ScenarioError([f"{filename}:0:0: <file>: {e.reason}"]) from None
+        raise ScenarioError([f"{filename}: {e.reason}"]) from None  # no line: the file itself
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:

@@ -124,6 +124,10 @@ class Kernel(_Model):
     mapc_checks_rdbase_first: StrictBool | None = None
     save_ite_no_collection: Literal["zero", "oops"] | None = None
     baser_write_frees_on_change: StrictBool | None = None
+    #: who runs the kernel side: the Python model (None: the default) or the release's own
+    #: code as a library (``linux``, gicsim.linux.backend); ``tree``: a kernel tree instead
+    backend: Literal["python", "linux"] | None = None
+    tree: Annotated[str, Field(min_length=1)] | None = None
 
     @model_validator(mode="after")
     def _release_defaults(self) -> "Kernel":

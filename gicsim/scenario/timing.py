@@ -3,7 +3,8 @@
 Times are integer nanoseconds (fields ending in ``_ns``) so simulated time never drifts through
 float rounding; a few non-time quantities (bandwidths, the downtime target in ms, the prefault
 rate) are plain numbers. ``SOURCES`` says where each default comes from, so a report can show
-why a number is what it is (see ``research/timing-anchors.md`` next to SPEC.md; confidence
+why a number is what it is (see ``docs/timing-anchors.md``; every source key is in
+``docs/bibliography.md``; confidence
 high = read in the primary source, medium = corroborated or derived, low = assumption).
 
 Scenario overrides use microseconds (``<stem>_us`` for a field ``<stem>_ns``) like the rest of
@@ -162,7 +163,7 @@ SOURCES: dict[str, str] = {
     "(injection deferred to a worker thread, one context switch per MSI, [ITS-cache], row 11), "
     "low",
     "vcpu_exit_ns": "derived: kick IPI + exit to userspace ~ micro-bench mmio_read_user "
-    "1683 ns round trip (row 3), rounded to 2 us (SCENARIO-FORMAT example vcpu_exit_us: 2), "
+    "1683 ns round trip (row 3), rounded to 2 us (docs/scenario-format.md example vcpu_exit_us: 2), "
     "low",
     "vcpu_pause_per_vcpu_ns": "[CH-7290] cloud-hypervisor pause of 254 vCPUs in ~4 ms after "
     "the fix = 16 us per vCPU (x86 host) (row 26), medium",
@@ -175,7 +176,7 @@ SOURCES: dict[str, str] = {
     "its_restore_per_mapping_ns": "[ITS-restore] Jing Zhang 2024: RESTORE_TABLES of 8192 "
     "mappings in 6 ms = 0.73 us per DTE+ITE (row 19), medium",
     "its_restore_scan_per_entry_ns": "derived from [ITS-restore]: 6 s to walk 8192 devices x "
-    "8192 ITT slots (64 KiB ITTs) = 6 s / 67.1 M = 89 ns per slot read, rounded to 90 (SPEC §2), "
+    "8192 ITT slots (64 KiB ITTs) = 6 s / 67.1 M = 89 ns per slot read, rounded to 90 (docs/02-save-restore-abi.md), "
     "medium",
     "pending_save_per_lpi_ns": "assumption from vgic_v3_save_pending_tables(): one guest byte "
     "read per pending-table byte, one write when the bit differs; 0.2-1 us per LPI (row 21), "

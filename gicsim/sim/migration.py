@@ -2,7 +2,7 @@
 destination's restore steps in the order the scenario gives, every KVM call going through
 the kernel model so ``-EBUSY``, ordering and pending-state hazards emerge by themselves.
 
-What QEMU does at each step is in ``shared/research/vmm-peers.md``; the default orders are
+What QEMU does at each step is in ``docs/vmm-peers.md``; the default orders are
 QEMU's (``kvm_arm_its_pre_save``/``post_load``, ``kvm_arm_gicv3_put``).
 """
 

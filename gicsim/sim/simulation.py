@@ -16,15 +16,16 @@ import pandas as pd
 import simpy
 
 from gicsim.judge import oracles
-from gicsim.judge.trace import ICID, INFO, KIND, Record, Trace, public_frame, records_to_frame
+from gicsim.judge.trace import Record, Trace, public_frame, records_to_frame
 from gicsim.kvm.releases import KernelProfile
 from gicsim.scenario import Scenario, load_scenario, scenario_from_dict
 from gicsim.sim.component import Component
 from gicsim.sim.devices import Fabric, MsiSource
 from gicsim.sim.driver import GuestDriver
 from gicsim.sim.migration import MigrationController
+from gicsim.sim.progress import Progress, watch
 from gicsim.sim.vcpu import Vcpu
-from gicsim.sim.vm import VIRT_GIC_ITS, VirtualMachine
+from gicsim.sim.vm import VIRT_GIC_ITS, VirtualMachine, kernel_info, kernel_library
 from gicsim.sim.vmm import its_init
 
 
@@ -48,6 +49,7 @@ class Simulation:
             save_ite_no_collection=k.save_ite_no_collection,
             baser_write_frees_on_change=k.baser_write_frees_on_change,
         )
+        self.kernel_lib = kernel_library(scenario)  # None: the Python model (gicsim.kvm)
         self.step_observers: list[Any] = []
         self.vms: list[VirtualMachine] = []
         self.vcpus: list[Vcpu] = []
@@ -99,7 +101,11 @@ class Simulation:
         yield self.driver.booted
         yield from self.driver.action(self.vcpus[a.vcpu], a.kind, a.args)
 
-    def run(self) -> None:
+    def run(self, progress: Progress | None = None) -> None:
+        """Run to ``until``; ``progress`` (optional) hears of each tenth of the simulated time
+        (it schedules nothing: same events, same trace)."""
+        if progress is not None:
+            watch(self.env, self.scenario.until_ns, progress)
         for c in (self.guest, self.fabric):
             c.elaborate()
         for a in self.scenario.guest.actions:
@@ -131,6 +137,37 @@ class Result:
         """The records as a frame in record layout (``-1`` sentinels), for the analysis."""
         return records_to_frame(self.records)
 
+    def _facts(self) -> list[tuple[str, str]]:
+        """The summary's headline facts as (label, value): what ``repr`` and the notebook's
+        HTML table show (never the trace itself)."""
+        s = self.summary
+        lp = s["lpis"]
+        migs = ", ".join(m["status"] for m in s["migrations"]) or "none"
+        dropped = ", ".join(f"{k} {v}" for k, v in lp["dropped"].items() if v) or "0"
+        ex = s.get("expect", {})
+        verdict = "met" if ex.get("passed", True) else "NOT met: " + ", ".join(f["key"] for f in ex["failures"])
+        return [
+            ("scenario", str(s["scenario"])), ("seed", str(s["seed"])), ("migration", migs),
+            ("accepted", str(lp["accepted"])), ("delivered", str(lp["delivered"])),
+            ("lost", str(lp["lost"])), ("spurious", str(lp["spurious"])),
+            ("misrouted", str(lp["misrouted"])), ("dropped", dropped),
+            ("state_match", str(s["state_match"])), ("expect", verdict),
+            ("trace rows", str(len(self.records))), ("wall", f"{s['wall_s']} s"),
+        ]  # fmt: skip
+
+    def __repr__(self) -> str:
+        """One short line (not the trace: ``result.trace`` is the table)."""
+        inner = ", ".join(f"{k}={v[:200]}" for k, v in self._facts())
+        return f"<Result {inner}>"
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the summary's headline facts as a small HTML table."""
+        import html
+
+        rows = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th><td>{html.escape(v[:200])}</td></tr>"
+                       for k, v in self._facts())  # fmt: skip
+        return f"<table class='gicsim-result'>{rows}</table>"
+
 
 def as_scenario(src: str | Path | dict[str, Any] | Scenario) -> Scenario:
     if isinstance(src, Scenario):
@@ -140,14 +177,17 @@ def as_scenario(src: str | Path | dict[str, Any] | Scenario) -> Scenario:
     return load_scenario(src)
 
 
-def run(src: str | Path | dict[str, Any] | Scenario) -> Result:
-    """Run a scenario (a path, a dict in the YAML's shape, or a loaded Scenario)."""
+def run(src: str | Path | dict[str, Any] | Scenario, progress: Progress | None = None) -> Result:
+    """Run a scenario (a path, a dict in the YAML's shape, or a loaded Scenario);
+    ``progress`` (gicsim.sim.progress) prints how far a long run has got."""
     sc = as_scenario(src)
     t0 = time.perf_counter()
     sim = Simulation(sc)
-    sim.run()
+    sim.run(progress)
     wall = time.perf_counter() - t0
     rec = sim.trace.rec
+    if progress is not None:
+        progress.line("simulated; judging the trace")
     verdict = oracles.judge(rec, sc.until_ns)
     summary = summarise(sim, verdict, wall)
     summary["expect"] = check_expect(sc, summary)
@@ -156,10 +196,7 @@ def run(src: str | Path | dict[str, Any] | Scenario) -> Result:
 
 def summarise(sim: Simulation, v: oracles.Verdict, wall_s: float) -> dict[str, Any]:
     rec = sim.trace.rec
-    first_resume = next(
-        (i for i, r in enumerate(rec) if r[KIND] == "migration" and r[INFO] == "resume" and r[ICID] == 0), None
-    )
-    delivered = oracles.delivered_counts(rec, first_resume)
+    delivered = oracles.delivered_counts(rec)
     return {
         "scenario": sim.scenario.name,
         "seed": sim.scenario.seed,
@@ -192,6 +229,7 @@ def summarise(sim: Simulation, v: oracles.Verdict, wall_s: float) -> dict[str, A
             for (lpi, vcpu, side), n in sorted(delivered.items())
         ],
         "state_match": oracles.state_match(rec),
+        "kernel": kernel_info(sim.scenario, sim.kernel_lib),
     }
 
 

@@ -1,5 +1,10 @@
 """One VM incarnation (the source, or a migration's destination): guest RAM, the kernel's
-vGIC and ITS, the two KVM devices, and the ITS command processing as a timed process."""
+vGIC and ITS, the two KVM devices, and the ITS command processing as a timed process.
+
+The kernel side is the Python model (``gicsim.kvm``, the default) or, with
+``kernel: {backend: linux}`` / a ``tree``, the release's own code run as a library
+(:mod:`gicsim.linux.backend`, one kernel VM per incarnation); both offer the same
+attributes, and the timing here is the same for both."""
 
 from __future__ import annotations
 
@@ -19,7 +24,10 @@ from gicsim.kvm.its import (
 )
 from gicsim.kvm.kvm_device import GicV3Device, ItsDevice
 from gicsim.kvm.memory import GuestMemory
+from gicsim.kvm.releases import RELEASES, VARIANT_FIELDS
 from gicsim.kvm.vgic_init import Vgic
+from gicsim.linux.backend import BackendChoiceError, KernelBackend, kernel_source, load_kernel
+from gicsim.linux.lib import KernelLib
 from gicsim.sim.board import Board
 from gicsim.sim.component import Component
 
@@ -43,6 +51,34 @@ _INT_REASON = {
 }
 
 
+def kernel_library(sc: Any) -> KernelLib | None:
+    """The kernel library a scenario runs on (``kernel: {backend: linux}`` or a ``tree``),
+    None for the Python model. A variant field set away from its release's value has no
+    meaning on the kernel's own code: that is a one-line input error."""
+    k = sc.kernel
+    if (k.backend or ("linux" if k.tree else "python")) == "python":
+        return None
+    rel = RELEASES[k.release]
+    changed = [f for f in VARIANT_FIELDS if getattr(k, f) != rel[f]]
+    if changed:
+        raise BackendChoiceError(
+            f"{sc.name}: kernel.{changed[0]} overrides release {k.release}'s behaviour; the linux "
+            "backend runs the kernel's own code (drop the override, or use backend: python)"
+        )
+    return load_kernel(k.tree or k.release)
+
+
+def kernel_info(sc: Any, lib: KernelLib | None) -> dict[str, Any]:
+    """summary.json ``kernel``: which backend ran, which release, and its sources."""
+    if lib is None:
+        return {"backend": "python", "release": sc.kernel.release, "source": "gicsim.kvm"}
+    return {
+        "backend": "linux",
+        "release": lib.release,
+        "source": kernel_source(lib, sc.kernel.tree),
+    }
+
+
 class VirtualMachine(Component):
     base_name = "vm"
 
@@ -52,17 +88,31 @@ class VirtualMachine(Component):
         self.index = index
         self.side = self.name
         sc = sim.scenario
-        self.mem = GuestMemory(sc.vm.memory_mib << 20)
-        self.vgic = Vgic(sc.vm.vcpus, self.mem, sim.kernel)
-        self.its = VgicIts(self.vgic, f"{self.scope}.its")
+        klib = getattr(sim, "kernel_lib", None)
+        self.backend: KernelBackend | None = None
+        # the kernel backend duck-types these (gicsim.linux.backend)
+        self.mem: GuestMemory
+        self.vgic: Vgic
+        self.its: VgicIts
+        self.itsdev: ItsDevice
+        self.gic: GicV3Device
+        if klib is not None:
+            # the kernel backend: this incarnation is its own kernel VM (gicsim.linux.backend)
+            self.backend = b = KernelBackend(klib, sc.vm.vcpus, sc.vm.memory_mib << 20)
+            self.mem, self.vgic, self.its = b.mem, b.vgic, b.its  # type: ignore[assignment]
+            self.itsdev, self.gic = b.itsdev, b.gic  # type: ignore[assignment]
+        else:
+            self.mem = GuestMemory(sc.vm.memory_mib << 20)
+            self.vgic = Vgic(sc.vm.vcpus, self.mem, sim.kernel)
+            self.its = VgicIts(self.vgic, f"{self.scope}.its")
+            self.itsdev = ItsDevice(self.its)
+            self.gic = GicV3Device(self.vgic)
+            self.vgic.vcpu_mutex_held = [False] * sc.vm.vcpus
         self.its.deferred = True
-        self.itsdev = ItsDevice(self.its)
-        self.gic = GicV3Device(self.vgic)
         self.its_lock = simpy.Resource(sim.env, 1)  # its->cmd_lock + its_lock
         self.vgic.kick = sim.kick_vcpu
         self.its.on_command = self._on_command
         self.cmd_ns = sim.timing.its_cmd_ns
-        self.vgic.vcpu_mutex_held = [False] * sc.vm.vcpus
         # QEMU creates and initialises the GIC at machine init; CTRL_INIT has no errors.
         self.gic.set_attr(4, 0)
 
@@ -100,7 +150,7 @@ class VirtualMachine(Component):
         """``KVM_SIGNAL_MSI``: the cached fast path takes no lock; the slow path waits for
         the ITS lock while commands or a table save/restore hold it."""
         its = self.its
-        if its.vgic_its_check_cache(device, event) is None and self.its_lock.count:
+        if self.its_lock.count and its.vgic_its_check_cache(device, event) is None:
             req = self.its_lock.request()
             yield req
             self._inject(device, event)
@@ -125,4 +175,11 @@ class VirtualMachine(Component):
         self._inject(device, event)
 
 
-__all__ = ["VIRT_GIC_ITS", "VirtualMachine", "MSI_ITS_DISABLED", "MSI_NO_ITS"]
+__all__ = [
+    "VIRT_GIC_ITS",
+    "VirtualMachine",
+    "MSI_ITS_DISABLED",
+    "MSI_NO_ITS",
+    "kernel_info",
+    "kernel_library",
+]

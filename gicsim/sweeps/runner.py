@@ -346,18 +346,28 @@ def execute(
     return rows, len(todo)
 
 
+def _plotted(df: Any, report: dict[str, str]) -> tuple[str, str, str | None] | None:
+    """(x, y, group) of the sweep's ``report:`` when the rows have them (what the table and
+    the plot show), else None."""
+    y = report.get("y", "lost")
+    x = report.get("x")
+    g = report.get("group")
+    if x and x in df and y in df:
+        return x, y, (g if g and g in df else None)
+    return None
+
+
 def comparison(rows: Iterable[dict[str, Any]], report: dict[str, str]) -> str:
     import pandas as pd
 
     df = pd.DataFrame(list(rows))
     out = [f"# Sweep: {len(df)} runs", ""]
-    y = report.get("y", "lost")
-    x = report.get("x")
-    g = report.get("group")
-    if x and x in df and y in df:
-        cols = g if g and g in df else None
+    xyg = _plotted(df, report)
+    if xyg:
+        x, y, cols = xyg
         table = df.pivot_table(index=x, columns=cols, values=y, aggfunc="mean")
-        out += [f"Mean `{y}` by `{x}`" + (f" and `{g}`" if cols else "") + ":", "", table.to_markdown(), ""]
+        out += [f"Mean `{y}` by `{x}`" + (f" and `{cols}`" if cols else "") + ":", "", table.to_markdown(), ""]
+        out += [f"![{y} by {x}](sweep.png)", "", f"*{_plot_caption(x, y, cols)}* ([SVG](sweep.svg))", ""]
     counts = df.groupby("status").size().to_dict()
     out += ["Migration outcomes: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), ""]
     shown = [c for c in df.columns if c not in ("key",)]
@@ -375,10 +385,25 @@ def finish(rows: list[dict[str, Any]], outdir: Path, report: dict[str, str]) -> 
     buf = io.BytesIO()
     pd.DataFrame(rows).to_parquet(buf, index=False)
     text = comparison(rows, report)
+    df = pd.DataFrame(rows)
+    xyg = _plotted(df, report)
+    fig = None
+    if xyg:
+        from gicsim.present import plots
+
+        fig = plots.sweep(df, *xyg, caption=_plot_caption(*xyg))
     clean_stale_temps(outdir)
     with critical():
         write_bytes_atomic(outdir / "summaries.parquet", buf.getvalue())
+        if fig is not None:
+            write_bytes_atomic(outdir / "sweep.png", fig.png)
+            write_text_atomic(outdir / "sweep.svg", fig.svg)
         write_text_atomic(outdir / "report.md", text)
+
+
+def _plot_caption(x: str, y: str, group: str | None) -> str:
+    return (f"`{y}` of every run (dots) and its mean (line) by `{x}`" + (f", one colour per `{group}`" if group else "")
+            + " (the sweep file's `report:`).")  # fmt: skip
 
 
 # -------------------------------------------------------------------------- dask ----

@@ -195,7 +195,7 @@ def _parse(path: Path) -> tuple[Any, _Positions]:
     try:
         data = read_input_file(path, MAX_SWEEP_BYTES, "sweep", "MAX_SWEEP_BYTES")
     except InputFileError as e:
-        raise SweepError([f"{where}:0:0: <file>: {e.reason}"]) from None
+        raise SweepError([f"{where}: {e.reason}"]) from None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:

@@ -299,8 +299,8 @@ def _why_errno(cx: Ctx, m: A.MigInfo | None, c: Any, attempt: int) -> str:
                         "still held their reset value (address 0; guest RAM starts at 0x40000000).")  # fmt: skip
         return why + " Any other failure than EBUSY on the " + ("destination fails the migration." if m and c.side == m.destination else "source aborts it.")
     if c.errno == "EINVAL":
-        return "the restored data or register value is inconsistent (SPEC §2/§3)."
-    return "see SPEC §3 for this call's errors."
+        return "the restored data or register value is inconsistent (docs/02-save-restore-abi.md)."
+    return "see docs/02-save-restore-abi.md for this call's errors."
 
 
 def _with_traffic(cx: Ctx, lines: list[Line]) -> list[Line]:

@@ -25,7 +25,7 @@ class Fact:
 def _outcomes(cx: Ctx) -> list[str]:
     v = cx.verdict
     s = cx.run.summary.get("lpis", {})
-    out = _wrap(f"Oracles (SPEC §6): {s.get('accepted', v.accepted):,} raises accepted, {v.delivered:,} "
+    out = _wrap(f"Oracles (docs/summary-json.md): {s.get('accepted', v.accepted):,} raises accepted, {v.delivered:,} "
                 f"deliveries, {v.lost:,} lost, {v.spurious:,} spurious, {v.misrouted:,} misrouted, {v.withdrawn:,} "
                 f"withdrawn by the guest, {v.in_flight:,} still in flight at the end; dropped: "
                 + (", ".join(f"{n:,} {r}" for r, n in v.dropped.items() if n) or "none") + ".")  # fmt: skip
