@@ -258,7 +258,7 @@ def flat_row(run: Run, summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def _drain(executor: Executor, todo: list[Run], done: Callable[[Run, dict[str, Any]], None],
-           window: int) -> None:  # fmt: skip
+           window: int, worker: Callable[[Any], dict[str, Any]] = run_one) -> None:  # fmt: skip
     """Submit at most ``window`` runs at a time; cancel whatever is pending on the way out."""
     it = iter(todo)
     pending: dict[Future[Any], Run] = {}
@@ -268,7 +268,7 @@ def _drain(executor: Executor, todo: list[Run], done: Callable[[Run, dict[str, A
             r = next(it, None)
             if r is None:
                 return
-            pending[executor.submit(run_one, r.scenario)] = r
+            pending[executor.submit(worker, r.scenario)] = r
 
     try:
         fill()
@@ -295,11 +295,16 @@ def execute(
     warn: Callable[[str], None] | None = None,
     window: int | None = None,
     jobs: int = 1,
-) -> tuple[list[dict[str, Any]], int]:
+    worker: Callable[[Any], dict[str, Any]] = run_one,
+    row: Callable[[Run, dict[str, Any]], Any] = flat_row,
+) -> tuple[list[Any], int]:
     """Run what is missing; returns (rows of every run, how many ran now).
 
     ``executor``: where runs go (None: in this process, or ``jobs`` > 1 local worker
-    processes started and stopped here). ``warn`` gets one line per corrupt stored run."""
+    processes started and stopped here). ``warn`` gets one line per corrupt stored run.
+    ``worker`` (picklable) turns a ``Run.scenario`` into its summary (``run_one``: a resolved
+    scenario dict; ``gicsim.hazards`` passes its own, cheaper one); ``row`` turns each
+    (run, summary) into what is returned (``flat_row``: the sweep's table row)."""
     from tqdm import tqdm
 
     store = RunStore(outdir / "runs")
@@ -330,19 +335,19 @@ def execute(
         if executor is None:
             for r in todo:
                 try:
-                    s = run_one(r.scenario)
+                    s = worker(r.scenario)
                 except Exception as e:  # noqa: BLE001 - reported with the run that failed
                     raise RunFailed(r, e) from e
                 stored(r, s)
         else:
-            _drain(executor, todo, stored, window or 2 * workers_of(executor))
+            _drain(executor, todo, stored, window or 2 * workers_of(executor), worker)
         ok = True
     finally:
         bar.close()
         if own is not None:
             with critical():  # a second signal must not cut the clean-up short
                 stop_executor(own, cancel=not ok)
-    rows = [flat_row(r, summaries[r.index]) for r in sweep.runs]
+    rows = [row(r, summaries[r.index]) for r in sweep.runs]
     return rows, len(todo)
 
 

@@ -1,0 +1,256 @@
+"""Hazard spaces: which variations of a scenario ``gicsim hazards`` runs.
+
+The default space is every permutation of the base scenario's destination steps
+(``migration.destination.steps``; 8! = 40,320 for the default eight) plus each step left
+out. A space file (``--space SPACE.yaml``) names dimensions, combined as a product::
+
+    destination_orders: all            # or a list of orders
+    leave_out: true                    # also each destination step left out
+    source_orders: [[stop_vcpus, quiesce_devices, save_pending_tables, save_its_tables, final_memory]]
+    quiesce_devices: [true, false]     # whether the source runs quiesce_devices
+    straggler_exit_us: [50, 300]       # the first straggler's exit time
+    on_ebusy: [abort, continue, {retry: 5}]
+    kernel: [{release: "6.12"}, {release: "6.1"}]
+
+A space file is read and placed like a sweep file (``gicsim.sweeps.spec``: YAML with
+positions under size and node caps, ``FILE:LINE:COL: key: message`` lines), and every
+combination of the non-order dimensions, and every explicit order, is validated by the
+scenario validator with its problems placed at the space-file value that caused them.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import attrs
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
+
+from gicsim.scenario import ScenarioError, resolved_dict
+from gicsim.scenario.errors import _show
+from gicsim.scenario.load import _validate
+from gicsim.scenario.messages import _sorted_unique
+from gicsim.scenario.yamlpos import _Positions
+from gicsim.sweeps.spec import SweepError, _at, _copy_positions, _model_problems, _parse, set_path
+
+MAX_HAZARD_RUNS = 200_000  # ~1 KiB of parent memory per run; the default space of 8 steps is 40,328
+MAX_PERMUTED_STEPS = 9  # "all" orders of more steps than this (10! = 3.6 M) are refused
+
+DIMENSIONS = ("destination_orders", "leave_out", "source_orders", "quiesce_devices",
+              "straggler_exit_us", "on_ebusy", "kernel")  # fmt: skip
+# the non-order dimensions, in product order, and the scenario key path each one sets
+OTHER = ("source_orders", "quiesce_devices", "straggler_exit_us", "on_ebusy", "kernel")
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Values = Annotated[list[Any], Field(min_length=1)]
+
+
+class SpaceFile(_M):
+    destination_orders: Literal["all"] | Annotated[list[list[StrictStr]], Field(min_length=1)] = "all"
+    leave_out: StrictBool = True
+    source_orders: Literal["all"] | Annotated[list[list[StrictStr]], Field(min_length=1)] | None = None
+    quiesce_devices: Annotated[list[StrictBool], Field(min_length=1)] | None = None
+    straggler_exit_us: Annotated[list[StrictInt | StrictFloat], Field(min_length=1)] | None = None
+    on_ebusy: Values | None = None
+    kernel: Annotated[list[dict[StrictStr, Any]], Field(min_length=1)] | None = None
+
+
+@attrs.define
+class Space:
+    """The expanded space: the base scenario (resolved), its destination steps, the orders
+    to run, and the combinations of the other dimensions (each a resolved, validated
+    scenario dict with the overrides that made it)."""
+
+    base: dict[str, Any]
+    steps: tuple[str, ...]
+    orders: list[tuple[str, ...]]  # full orders (permutations or the listed ones)
+    left_out: list[tuple[str, ...]]  # the base order with one step left out, one per step
+    combos: list[tuple[dict[str, Any], dict[str, Any]]]  # (overrides, resolved scenario)
+    dims: dict[str, Any]  # what was asked, for the report
+    rules_combo: int  # the combination the rules are derived at (the base's values)
+
+    @property
+    def runs(self) -> int:
+        return (len(self.orders) + len(self.left_out)) * len(self.combos)
+
+
+def _dest_steps(d: dict[str, Any]) -> tuple[str, ...]:
+    migs = d.get("migration") or []
+    if isinstance(migs, dict):
+        migs = [migs]
+    if not migs:
+        return ()
+    return tuple(migs[0]["destination"]["steps"])
+
+
+def _source(d: dict[str, Any]) -> dict[str, Any]:
+    migs = d["migration"]
+    return (migs if isinstance(migs, dict) else migs[0])["source"]
+
+
+def base_value(base: dict[str, Any], dim: str) -> Any:
+    """The base scenario's value of a non-order dimension (None: it has none)."""
+    src = _source(base)
+    if dim == "source_orders":
+        return list(src["steps"])
+    if dim == "quiesce_devices":
+        return "quiesce_devices" in src["steps"]
+    if dim == "straggler_exit_us":
+        st = src.get("stragglers") or []
+        return st[0]["exit_us"] if st else None
+    if dim == "on_ebusy":
+        return src.get("on_ebusy")
+    if dim == "kernel":
+        return base.get("kernel")
+    raise KeyError(dim)
+
+
+def _apply(d: dict[str, Any], dim: str, value: Any) -> None:
+    """Set one non-order dimension in a resolved scenario dict (in place)."""
+    if dim == "source_orders":
+        set_path(d, "migration.source.steps", list(value))
+    elif dim == "quiesce_devices":
+        steps = list(_source(d)["steps"])
+        if value and "quiesce_devices" not in steps:
+            at = steps.index("save_pending_tables") if "save_pending_tables" in steps else len(steps)
+            steps.insert(at, "quiesce_devices")  # where the default source order runs it
+        elif not value:
+            steps = [s for s in steps if s != "quiesce_devices"]
+        set_path(d, "migration.source.steps", steps)
+    elif dim == "straggler_exit_us":
+        set_path(d, "migration.source.stragglers.0.exit_us", value)
+    elif dim == "on_ebusy":
+        set_path(d, "migration.source.on_ebusy", copy.deepcopy(value))
+    elif dim == "kernel":
+        d["kernel"] = copy.deepcopy(value)
+
+
+def default_dims() -> dict[str, Any]:
+    return {"destination_orders": "all", "leave_out": True}
+
+
+def load_space_file(path: str | Path) -> tuple[dict[str, Any], _Positions, str]:
+    """Read and shape-check a space file; raises SweepError with located lines."""
+    path = Path(path)
+    where = str(path)
+    raw, pos = _parse(path)
+    if not isinstance(raw, dict):
+        line, col = pos.value.get((), (1, 1))
+        raise SweepError([f"{where}:{line}:{col}: <root>: a space file is a mapping (keys: "
+                          f"{', '.join(SpaceFile.model_fields)}), got {_show(raw)}"])  # fmt: skip
+    try:
+        spec = SpaceFile.model_validate(raw)
+    except ValidationError as e:
+        raise SweepError(_model_problems(e, raw, pos, where)) from None
+    dims = {k: getattr(spec, k) for k in DIMENSIONS if k in spec.model_fields_set}
+    return dims, pos, where
+
+
+def expand(base: dict[str, Any], dims: dict[str, Any], pos: _Positions | None = None,
+           where: str = "<space>") -> Space:  # fmt: skip
+    """The space over ``base`` (a resolved scenario dict); raises SweepError, each problem
+    placed at the space-file value that caused it."""
+    pos = pos or _Positions()
+    steps = _dest_steps(base)
+    if not steps:
+        raise SweepError([f"{where}:1:1: <scenario>: the scenario has no migration: there are no "
+                          "destination steps to order"])  # fmt: skip
+    asked = {**default_dims(), **dims}
+    located: list[tuple[int, int, str]] = []
+    dest = asked["destination_orders"]
+    if dest == "all":
+        if len(steps) > MAX_PERMUTED_STEPS:
+            located.append(_at(where, pos, ("destination_orders",),
+                               f"{math.factorial(len(steps)):,} orders of {len(steps)} steps; 'all' is "
+                               f"refused above {MAX_PERMUTED_STEPS} steps: list the orders"))  # fmt: skip
+            orders: list[tuple[str, ...]] = []
+        else:
+            orders = list(itertools.permutations(steps))
+    else:
+        orders = [tuple(o) for o in dest]
+        for i, o in enumerate(orders):
+            d = copy.deepcopy(base)
+            set_path(d, "migration.destination.steps", list(o))
+            _check(d, where, pos, ("destination_orders", i), ("migration", 0, "destination", "steps"), located)
+    left = [tuple(s for s in steps if s != x) for x in steps] if asked["leave_out"] else []
+
+    # the other dimensions: the values to try (the base's own when not asked)
+    values: dict[str, list[Any]] = {}
+    for dim in OTHER:
+        v = asked.get(dim)
+        if v is None:
+            continue
+        if dim == "source_orders" and v == "all":
+            src_steps = base_value(base, "source_orders")
+            v = [list(p) for p in itertools.permutations(src_steps)]
+        if dim == "straggler_exit_us" and base_value(base, dim) is None:
+            located.append(_at(where, pos, (dim,), "the scenario has no straggler "
+                               "(migration.source.stragglers) whose exit time could vary", at_key=True))  # fmt: skip
+            continue
+        values[dim] = list(v)
+    if located:
+        raise SweepError(_sorted_unique(located))
+    n = (len(orders) + len(left)) * math.prod(len(v) for v in values.values())
+    if n > MAX_HAZARD_RUNS:
+        line, col = pos.value.get((), (1, 1))
+        raise SweepError([f"{where}:{line}:{col}: <root>: {n:,} runs (orders x other dimensions); the "
+                          f"cap is {MAX_HAZARD_RUNS:,} (MAX_HAZARD_RUNS): narrow the space"])  # fmt: skip
+
+    combos: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    names = list(values)
+    for combo in itertools.product(*(range(len(values[k])) for k in names)):
+        over = {k: values[k][j] for k, j in zip(names, combo, strict=True)}
+        d = copy.deepcopy(base)
+        problems_before = len(located)
+        for k, j in zip(names, combo, strict=True):
+            _apply(d, k, values[k][j])
+        src = {k: (k, j) for k, j in zip(names, combo, strict=True)}
+        resolved = _check(d, where, pos, None, None, located, src)
+        if len(located) == problems_before and resolved is not None:
+            combos.append((over, resolved))
+    if located:
+        raise SweepError(_sorted_unique(located)[:20])
+    rules = 0
+    for i, (over, _) in enumerate(combos):  # the first combination at the base's values
+        if all(_same(v, base_value(base, k)) for k, v in over.items()):
+            rules = i
+            break
+    shown = {**asked}
+    for k, v in values.items():
+        shown[k] = v
+    return Space(base, steps, orders, left, combos, shown, rules)
+
+
+def _same(a: Any, b: Any) -> bool:
+    import json
+
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+
+def _check(d: dict[str, Any], where: str, pos: _Positions, src: tuple[Any, ...] | None,
+           at: tuple[Any, ...] | None, located: list[tuple[int, int, str]],
+           srcs: dict[str, tuple[Any, ...]] | None = None) -> dict[str, Any] | None:  # fmt: skip
+    """Validate one varied scenario; problems go to ``located`` at the space value."""
+    run_pos = _Positions()
+    spot = (1, 1)
+    if src is not None:
+        spot = pos.value.get(src) or pos.key.get(src) or spot
+    elif srcs:
+        first = next(iter(srcs.values()))
+        spot = pos.value.get(first) or pos.key.get(first) or spot
+    run_pos.value[()] = spot
+    if src is not None and at is not None:
+        _copy_positions(pos, src, run_pos, at)
+    try:
+        return resolved_dict(_validate(d, run_pos, where))
+    except ScenarioError as e:
+        for s in e.problems:
+            located.append((spot[0], spot[1], s))
+        return None
