@@ -6,7 +6,8 @@ Measures, in one process:
  3. the full scale scenario (512 vCPUs, 57,344 LPIs, ~1 M MSIs, a migration): wall, peak RSS;
  4. a 1 M-row trace -> DataFrame -> Parquet;
  5. the kernel backend (``kernel: {backend: linux}``, 6.12) next to the Python model on
-    scenarios/clean-migration.yaml and a 10x longer, 4x wider version of it.
+    scenarios/clean-migration.yaml and a 10x longer, 4x wider version of it;
+ 6. ``gicsim hazards`` runs/s: 720 destination orders of scenarios/hazard-small.yaml, -j 2.
 Prints events/s for each and the ratio gicsim/skeleton (events/s over events/s).
 """
 
@@ -164,6 +165,27 @@ def trace_1m() -> float:
     return time.perf_counter() - t0
 
 
+HAZARD_STEPS = ["memory", "redistributors", "its_init", "gits_regs", "its_restore_tables", "resume"]
+
+
+def hazard_bench(jobs: int = 2) -> dict[str, Any]:
+    """``gicsim hazards`` throughput: the 720 orders of six destination steps of
+    scenarios/hazard-small.yaml, through the sweep machinery with ``jobs`` local workers
+    (a fresh store each time: every run runs)."""
+    from gicsim.hazards import expand
+    from gicsim.hazards.runs import build, hazard_one
+    from gicsim.sweeps.runner import execute
+
+    base = resolved_dict(load_scenario(ROOT / "scenarios" / "hazard-small.yaml"))
+    base["migration"][0]["destination"]["steps"] = list(HAZARD_STEPS)
+    sweep, _ = build(expand(base, {"leave_out": False}))
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        execute(sweep, Path(tmp), None, progress=False, jobs=jobs, worker=hazard_one, row=lambda r, s: None)
+        wall = time.perf_counter() - t0
+    return {"runs": len(sweep.runs), "jobs": jobs, "wall_s": round(wall, 2), "runs_per_s": round(len(sweep.runs) / wall, 1)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", action="store_true", help="print one JSON object")
@@ -198,6 +220,9 @@ def main() -> None:
         oracles.judge(res.records, res.scenario.until_ns)
         out["scale_oracle_s"] = round(time.perf_counter() - t0, 2)
     out["trace_1m_s"] = round(trace_1m(), 3)
+    hz = hazard_bench()
+    out["hazard_runs_per_s"] = hz["runs_per_s"]
+    out["hazard_bench"] = hz
     if not a.no_kernel:
         out["kernel_backend"] = kernel_backend_bench()
         if a.kernel_scale and "skipped" not in out["kernel_backend"]:

@@ -278,9 +278,8 @@ def run(files: tuple[str, ...], outdir: str, summary_path: str | None, quiet: bo
         write_text_atomic,
     )
     from gicsim.present.report import write_markdown
+    from gicsim.scenario.kernel_backend import with_kernel_backend
     from gicsim.sim.simulation import run as run_scenario
-
-    from gicsim.scenario.kernel_backend import kernel_line, with_kernel_backend
     from gicsim.sim.vm import kernel_library
 
     scenarios = [with_kernel_backend(sc, backend, kernel_tree) for sc in _load_all(files)]
@@ -306,8 +305,6 @@ def run(files: tuple[str, ...], outdir: str, summary_path: str | None, quiet: bo
             if not full_report:
                 write_markdown(res, tmp / "report.md")
         _print_result(sc, s, quiet, out / sc.name, extra)
-        if not quiet and s["kernel"]["backend"] != "python":
-            click.echo(kernel_line(s["kernel"]))
         failed |= not s["expect"]["passed"]
     if summary_path:
         with _critical():
@@ -411,14 +408,36 @@ def report_cmd(inputs: tuple[str, ...], outdir: str | None, perfetto: bool) -> N
 
 @main.command("explain")
 @click.argument("file", type=click.Path())
-def explain_cmd(file: str) -> None:
+@click.option("--lpi", type=click.IntRange(min=0), default=None,
+              help="One LPI's life across both hosts instead: each raise, accept, drop, save, restore, "
+                   "delivery and EOI, with its kernel record and pending-table bit side by side.")  # fmt: skip
+def explain_cmd(file: str, lpi: int | None = None) -> None:
     """Narrate a run (scenario FILE, run now, or a RUN_DIR): every migration step, every KVM
     call's result and why, and the causal chain of each lost, spurious or misrouted LPI."""
     from gicsim.present import explain, rundata
     from gicsim.present.output import terminal_safe
 
+    if lpi is not None:
+        from gicsim.present.lpi_life import lpi_life_command
+
+        click.echo(terminal_safe(lpi_life_command(file, lpi)), nl=False)
+        return
+
     run_data = rundata.load(file)
     click.echo(terminal_safe(explain.explain(run_data)), nl=False)
+
+
+@main.command("diff")
+@click.argument("a", type=click.Path())
+@click.argument("b", type=click.Path())
+def diff_cmd(a: str, b: str) -> None:
+    """Two runs side by side (scenario files, run now, or RUN_DIRs; typically one step order
+    against another): the first divergence in plain words, the outcome difference, and the
+    ITS and the affected LPIs at that point on each side."""
+    from gicsim.present.diff import diff_command
+    from gicsim.present.output import terminal_safe
+
+    click.echo(terminal_safe(diff_command(a, b)), nl=False)
 
 
 def _step_names() -> tuple[str, ...]:
@@ -429,29 +448,43 @@ def _step_names() -> tuple[str, ...]:
 
 @main.command("tables")
 @click.argument("file", type=click.Path())
-@click.option("--at", "step", required=True, help="Migration step after which to look (e.g. save_its_tables).")
+@click.option("--at", "step", default=None,
+              help="Migration step after which to look (e.g. save_its_tables; default: the last save step that ended).")  # fmt: skip
 @click.option("--side", type=click.Choice(["source", "destination"]), default=None,
               help="Whose guest memory (default: the side the step runs on).")  # fmt: skip
 @click.option("--migration", type=click.IntRange(min=1), default=1, show_default=True,
               help="Which migration (1-based).")  # fmt: skip
 @click.option("--limit", type=click.IntRange(min=1), default=64, show_default=True,
               help="Entries shown per table.")  # fmt: skip
-def tables_cmd(file: str, step: str, side: str | None, migration: int, limit: int) -> None:
+@click.option("--queue", is_flag=True, help="Also decode the command queue (GITS_CBASER): queued and read commands.")
+@click.option("--diff", "diff_step", default=None,
+              help="Show only what changed in guest memory between the end of --at and the end of this step.")  # fmt: skip
+def tables_cmd(file: str, step: str | None, side: str | None, migration: int, limit: int, queue: bool = False,
+               diff_step: str | None = None) -> None:  # fmt: skip
     """Hex dump of the DTE/ITE/CTE tables and pending tables in guest memory at the end of a
     migration STEP, each entry decoded (FILE: a scenario, or a RUN_DIR's resolved.yaml)."""
     from gicsim.present import tables
     from gicsim.present.output import terminal_safe
 
     names = _step_names()
-    if step not in names:
-        _input_error([f"--at: unknown step {_printable(repr(step))}; valid steps: {', '.join(names)}"])
+    for opt, val in (("--at", step), ("--diff", diff_step)):
+        if val is not None and val not in names:
+            _input_error([f"{opt}: unknown step {_printable(repr(val))}; valid steps: {', '.join(names)}"])
     sc = tables.load_input(file)  # a RUN_DIR: resolved.yaml only, never the trace
     try:
-        snap = tables.capture(sc, step, side, migration, limit)
+        if diff_step is None:
+            text = tables.render(tables.capture(sc, step, side, migration, limit, queue))
+        else:
+            big = 1 << 30  # every entry, for the comparison
+            first = tables.capture(sc, step, side, migration, big, queue) if step is None else None
+            a, b = tables.capture_steps(sc, [first.step if first else step, diff_step], side, migration, big, queue)  # type: ignore[list-item]
+            if first is not None:
+                a.why = first.why
+            text = tables.render_diff(a, b, limit)
     except tables.TablesError as e:
         click.echo(_printable(e, LINE_LIMIT), err=True)
         sys.exit(1)
-    click.echo(terminal_safe(tables.render(snap)), nl=False)
+    click.echo(terminal_safe(text), nl=False)
 
 
 def _print_result(sc: Scenario, s: dict[str, Any], quiet: bool, where: Path, extra: list[str]) -> None:
@@ -469,11 +502,13 @@ def _print_result(sc: Scenario, s: dict[str, Any], quiet: bool, where: Path, ext
 
 def _register_optional() -> None:
     """Commands that live in their own modules (they do not import this one)."""
+    from gicsim.hazards.command import hazards as hazards_command
     from gicsim.kernelcmd import kernel as kernel_command
     from gicsim.sweep import sweep as sweep_command
 
     main.add_command(sweep_command)
     main.add_command(kernel_command)
+    main.add_command(hazards_command)
 
 
 _register_optional()

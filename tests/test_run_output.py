@@ -38,8 +38,9 @@ def test_a_hazard_whose_expect_holds_says_met_and_what_happened(tmp_path):
     assert lines[1].startswith("  43 accepted, 27 delivered, 0 EBUSY; 253 events") and WALL.search(
         lines[1]
     ), lines[1]
-    assert lines[2] == f"  results: {tmp_path}/creadr-before-cbaser/"
-    assert len(lines) == 3 and "PASS" not in r.output
+    assert lines[2] == "  kernel: Python model of 6.12"
+    assert lines[3] == f"  results: {tmp_path}/creadr-before-cbaser/"
+    assert len(lines) == 4 and "PASS" not in r.output
 
 
 def test_a_clean_run_says_nothing_lost(tmp_path):

@@ -20,7 +20,8 @@ Three orders are written down by the people who code against the KVM ITS ABI:
 Each is a chain of groups of *fine* steps (gicsim's destination step names, with the
 ``GITS_*`` registers one step each); :func:`project` maps it onto a scenario's steps, where
 ``gits_regs`` stands for every register step the scenario does not list (it writes them in
-QEMU's order: gicsim/sim/migration.py). :func:`compare` puts a ``gicsim hazards`` result
+QEMU's order: gicsim/sim/migration.py; in the VMMs' chains it comes right after their last
+register, where it would find nothing left to write). :func:`compare` puts a ``gicsim hazards`` result
 (docs/hazards-json.md) next to them. Nothing here decides a verdict: "necessary" is read off
 the clean orders the runs found.
 """
@@ -46,7 +47,8 @@ class Documented:
     name: str
     source: str  # file + function / doc section
     groups: tuple[tuple[str, ...], ...]
-    notes: tuple[str, ...] = ()
+    #: (fine steps it is about, text): shown when the scenario has a step doing each of them
+    notes: tuple[tuple[tuple[str, ...], str], ...] = ()
 
     def pairs(self) -> list[tuple[str, str]]:
         """Every precedence the chain states (group i before group j > i), fine steps."""
@@ -71,8 +73,8 @@ KERNEL = Documented(
         ("gits_ctlr",),  # d4) GITS_CTLR
         ("resume",),  # "Then vcpus can be started."
     ),
-    ("The register notes (CREADR after CBASER and before CTLR, IIDR before RESTORE_TABLES) "
-     "are implied by the sequence.",),  # fmt: skip
+    ((("gits_cbaser", "gits_creadr"), "Its register notes (CREADR after CBASER and before CTLR, IIDR before "
+      "RESTORE_TABLES) are implied by the sequence."),),  # fmt: skip
 )
 QEMU = Documented(
     "qemu",
@@ -81,11 +83,10 @@ QEMU = Documented(
     "and kvm_arm_its_post_load; hw/intc/arm_gicv3_kvm.c kvm_arm_gicv3_put; MIG_PRI_GICV3 > "
     "MIG_PRI_GICV3_ITS (docs/vmm-peers.md §1.4, Q8–Q9)",
     (("its_init",), ("memory",), ("redistributors",), ("gits_iidr",), ("gits_cbaser",),
-     ("gits_creadr",), ("gits_cwriter",), ("gits_baser",), ("its_restore_tables",),
+     ("gits_creadr",), ("gits_cwriter",), ("gits_baser",), ("gits_regs",), ("its_restore_tables",),
      ("gits_ctlr",), ("resume",)),  # fmt: skip
-    ("The ITS device and its base address are set at machine init, before the migration "
-     "stream (RAM) is loaded.",
-     "GITS_IIDR is written before GITS_CBASER."),  # fmt: skip
+    ((("its_init", "memory"), "The ITS device and its base address are set at machine init, before the "
+      "migration stream (RAM) is loaded."),),  # fmt: skip
 )
 CLOUD_HYPERVISOR = Documented(
     "cloud-hypervisor",
@@ -94,11 +95,10 @@ CLOUD_HYPERVISOR = Documented(
     "hypervisor/src/kvm/aarch64/gic/mod.rs KvmGicV3Its::new and Vgic::set_state "
     "(docs/vmm-peers.md §2 C1, C8, C10)",
     (("memory",), ("its_init",), ("redistributors",), ("gits_iidr",), ("gits_cbaser",),
-     ("gits_creadr",), ("gits_cwriter",), ("gits_baser",), ("its_restore_tables",),
+     ("gits_creadr",), ("gits_cwriter",), ("gits_baser",), ("gits_regs",), ("its_restore_tables",),
      ("gits_ctlr",), ("resume",)),  # fmt: skip
-    ("The interrupt controller (ITS base address included) is created after the memory and "
-     "before the redistributor state is set.",
-     "GITS_IIDR is written before GITS_CBASER."),  # fmt: skip
+    ((("its_init", "redistributors"), "The interrupt controller (ITS base address included) is created "
+      "after the memory and before the redistributor state is set."),),  # fmt: skip
 )
 DOCUMENTED = (KERNEL, QEMU, CLOUD_HYPERVISOR)
 VMMS = (QEMU, CLOUD_HYPERVISOR)
@@ -158,6 +158,11 @@ def approximations(doc: Documented, steps: Sequence[str]) -> list[str]:
     return out
 
 
+def notes(doc: Documented, steps: Sequence[str]) -> list[str]:
+    """``doc``'s notes about steps this scenario has."""
+    return [text for about, text in doc.notes if all(step_of(f, steps) for f in about)]
+
+
 # ========================================================================= comparison ====
 def _closure(pairs: Iterable[Sequence[str]]) -> set[tuple[str, str]]:
     succ: dict[str, set[str]] = {}
@@ -176,6 +181,25 @@ def _closure(pairs: Iterable[Sequence[str]]) -> set[tuple[str, str]]:
     return out
 
 
+def explored_orders(result: dict[str, Any]) -> set[tuple[str, ...]] | None:
+    """The destination orders the result ran (``None``: every permutation of its steps,
+    the space's ``destination_orders: all``), the left-out ones included when listed."""
+    space = result.get("space") or {}
+    listed = space.get("destination_orders", "all")
+    if listed == "all" or listed is None:
+        return None
+    out = {tuple(o) for o in listed}
+    out |= {tuple(c["example_order"]) for c in result.get("classes") or [] if c.get("example_order")}
+    return out
+
+
+def reversed_explored(a: str, b: str, explored: set[tuple[str, ...]] | None) -> bool:
+    """Whether some order run has ``b`` before ``a``."""
+    if explored is None:
+        return True
+    return any(a in o and b in o and o.index(b) < o.index(a) for o in explored)
+
+
 def _witness(a: str, b: str, clean: list[list[str]]) -> list[str] | None:
     """A clean order that has ``b`` before ``a`` (both in it), if any."""
     for o in clean:
@@ -190,31 +214,50 @@ def violated(order: Sequence[str], constraints: Iterable[Sequence[str]]) -> list
     return [[a, b] for a, b in constraints if a in pos and b in pos and pos[b] < pos[a]]
 
 
+def _clean(order: list[str] | None, clean: set[tuple[str, ...]], explored: set[tuple[str, ...]] | None,
+           steps: Sequence[str]) -> bool | None:  # fmt: skip
+    """Whether ``order`` ran clean; ``None`` when it was not run."""
+    if order is None:
+        return None
+    t = tuple(order)
+    if t in clean:
+        return True
+    ran = sorted(t) == sorted(steps) if explored is None else t in explored
+    return False if ran else None
+
+
 def compare(result: dict[str, Any]) -> dict[str, Any]:
     """The derived rules of ``result`` next to the documented orders.
 
     * ``documented``: per precedence the kernel document states (projected onto the
-      scenario's steps), ``necessary`` when no clean order found has it the other way round,
-      else ``not needed`` with such a clean order as ``witness``; ``class`` is the hazard
+      scenario's steps), ``necessary`` when orders with it the other way round ran and none
+      was clean, ``not needed`` when one was (that clean order is the ``witness``), ``not
+      explored`` when no such order ran (a space that lists its orders), ``unknown`` when
+      no order was clean; ``class`` is the hazard
       class of transposing the pair in a clean order (the result's ``pairs``), if any.
     * ``undocumented``: derived constraints the document's sequence does not imply.
     * ``vmms``: QEMU's and cloud-hypervisor's orders projected onto the scenario's steps:
       whether they satisfy the derived constraints (those violated listed) and whether that
-      exact order is among the clean orders found.
+      exact order ran clean (``None``: it was not run).
     """
     steps = list(result["steps"])
     clean = [list(o) for o in result.get("clean_orders") or []]
     constraints = [tuple(c) for c in result.get("constraints") or []]
     pairs = {(p["before"], p["after"]): p for p in result.get("pairs") or []}
+    explored = explored_orders(result)
     doc_pairs = projected_pairs(KERNEL, steps)
     documented = []
     for a, b in doc_pairs:
         w = _witness(a, b, clean) if clean else None
         p = pairs.get((a, b)) or {}
+        if not clean:
+            status = "unknown"
+        elif w:
+            status = "not needed"
+        else:
+            status = "necessary" if reversed_explored(a, b, explored) else "not explored"
         documented.append({
-            "before": a, "after": b,
-            "status": "unknown" if not clean else ("not needed" if w else "necessary"),
-            "witness": w,
+            "before": a, "after": b, "status": status, "witness": w,
             "class": p.get("class") if p.get("hazard") else None,
         })  # fmt: skip
     implied = _closure(doc_pairs)
@@ -229,8 +272,8 @@ def compare(result: dict[str, Any]) -> dict[str, Any]:
             "order": order, "groups": project(d, steps),
             "satisfies": (bad == []) if order is not None else None,
             "violated": bad,
-            "clean": (tuple(order) in clean_set) if order is not None and clean else None,
-            "notes": list(d.notes) + approximations(d, steps),
+            "clean": _clean(order, clean_set, explored, steps) if clean else None,
+            "notes": notes(d, steps) + approximations(d, steps),
         })  # fmt: skip
     return {
         "steps": steps,
@@ -238,6 +281,7 @@ def compare(result: dict[str, Any]) -> dict[str, Any]:
         "documented": documented,
         "necessary": sum(1 for x in documented if x["status"] == "necessary"),
         "not_needed": sum(1 for x in documented if x["status"] == "not needed"),
+        "not_explored": sum(1 for x in documented if x["status"] == "not explored"),
         "undocumented": undocumented,
         "orders": vmms,
     }

@@ -2,7 +2,10 @@
 
 Rows are the step that should come first (``before``), columns the one after it; a cell says
 what happened when the column's step ran before the row's step, all else as in a clean order
-(the result's ``pairs``): clean, or the letter of the hazard class (the report's class table).
+(the result's ``pairs``): the letter of the hazard class (the report's class table), clean (a
+clean order has the column's step first), or blank (no such order was tested: a space that
+lists its orders). A hazard cell is red when no clean order has the column's step first (a
+necessary precedence) and amber when some clean order does (it depends on the other steps).
 The derived constraints are framed. Drawn as the run report's figures are
 (:mod:`gicsim.present.plots`: matplotlib without pyplot, deterministic SVG/PNG through
 :func:`gicsim.present.figures.figure_bytes`). Every hazard cell's SVG element has the id
@@ -21,8 +24,9 @@ from gicsim.present.figures import Figure, figure_bytes
 
 CLEAN_C = "#d9ead3"  # light green
 HAZARD_C = "#f4b6b6"  # light red
+MIXED_C = "#fbe3a6"  # light amber
 SELF_C = "#eeeeec"
-UNKNOWN_C = "#ffffff"
+UNKNOWN_C = "#ffffff"  # drawn with a grey edge
 FRAME_C = "#1d2330"
 
 
@@ -32,16 +36,28 @@ def letters(result: dict[str, Any]) -> dict[str, str]:
     out: dict[str, str] = {}
     for c in result.get("classes") or []:
         if not c.get("clean") and c["label"] not in out:
-            n = len(out)
-            out[c["label"]] = string.ascii_uppercase[n % 26] + ("" if n < 26 else str(n // 26))
+            out[c["label"]] = _letter(len(out))
     return out
+
+
+def _letter(n: int) -> str:
+    """0 -> A, 25 -> Z, 26 -> AA, 27 -> AB, … (spreadsheet columns)."""
+    s = ""
+    n += 1
+    while n:
+        n, r = divmod(n - 1, 26)
+        s = string.ascii_uppercase[r] + s
+    return s
 
 
 @attrs.frozen
 class Cell:
     before: str
     after: str
-    state: str  # "self" | "clean" | "hazard" | "unknown"
+    #: "self"; "hazard" (a transposition is hazardous, no clean order has ``after`` first);
+    #: "mixed" (a transposition is hazardous, yet some clean order has ``after`` first);
+    #: "clean"; "unknown" (no such order was tested)
+    state: str
     letter: str  # the hazard class's letter ("" when none)
     constraint: bool
 
@@ -52,6 +68,7 @@ def cells(result: dict[str, Any]) -> list[list[Cell]]:
     pairs = {(p["before"], p["after"]): p for p in result.get("pairs") or []}
     cons = {tuple(c) for c in result.get("constraints") or []}
     lt = letters(result)
+    clean = [list(o) for o in result.get("clean_orders") or []]
     grid = []
     for a in steps:
         row = []
@@ -59,12 +76,14 @@ def cells(result: dict[str, Any]) -> list[list[Cell]]:
             p = pairs.get((a, b))
             if a == b:
                 state, letter = "self", ""
-            elif p is None or p.get("hazard") is None:
-                state, letter = "unknown", ""
-            elif p["hazard"]:
-                state, letter = "hazard", lt.get(p.get("class") or "", "?")
+            elif p is not None and p.get("hazard"):
+                # never clean with b first, or clean in some orders (then it is not a rule)
+                witness = any(o.index(b) < o.index(a) for o in clean if a in o and b in o)
+                state, letter = "mixed" if witness else "hazard", lt.get(p.get("class") or "", "?")
+            elif any(o.index(b) < o.index(a) for o in clean if a in o and b in o):
+                state, letter = "clean", ""  # a clean order has b before a
             else:
-                state, letter = "clean", ""
+                state, letter = "unknown", ""  # no order with b before a ran clean or was tested
             row.append(Cell(a, b, state, letter, (a, b) in cons))
         grid.append(row)
     return grid
@@ -81,17 +100,16 @@ def matrix(result: dict[str, Any], caption: str) -> Figure:
     side = 0.62 * n + 2.4
     fig = MplFigure(figsize=(side + 1.2, side))
     ax = fig.subplots()
-    colour = {"self": SELF_C, "clean": CLEAN_C, "hazard": HAZARD_C, "unknown": UNKNOWN_C}
+    colour = {"self": SELF_C, "clean": CLEAN_C, "hazard": HAZARD_C, "mixed": MIXED_C, "unknown": UNKNOWN_C}
     for i, row in enumerate(grid):
         for j, c in enumerate(row):
-            r = Rectangle((j, i), 1, 1, facecolor=colour[c.state], edgecolor="white", lw=1.5)
-            if c.state == "hazard":
+            edge = "#888a85" if c.state == "unknown" else "white"
+            r = Rectangle((j, i), 1, 1, facecolor=colour[c.state], edgecolor=edge, lw=1.5 if edge == "white" else 0.6)
+            if c.state in ("hazard", "mixed"):
                 r.set_gid(f"hazard-{c.before}-{c.after}")
             ax.add_patch(r)
             if c.letter:
                 ax.text(j + 0.5, i + 0.5, c.letter, ha="center", va="center", fontsize=9, fontweight="bold")
-            elif c.state == "clean":
-                ax.text(j + 0.5, i + 0.5, "·", ha="center", va="center", fontsize=9, color="#4e9a06")
     for i, row in enumerate(grid):
         for j, c in enumerate(row):
             if c.constraint:
@@ -110,11 +128,15 @@ def matrix(result: dict[str, Any], caption: str) -> Figure:
     ax.set_ylabel("this step (row) …")
     handles = [
         Patch(facecolor=CLEAN_C, label="still clean"),
-        Patch(facecolor=HAZARD_C, label="hazard (letter: class)"),
+        Patch(facecolor=HAZARD_C, label="hazard, never clean (letter: class)"),
         Line2D([], [], ls="", marker="s", markerfacecolor="none", markeredgecolor=FRAME_C, markersize=10,
                markeredgewidth=2, label="derived constraint: row before column"),
     ]  # fmt: skip
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / side))
-    fig.legend(handles=handles, loc="upper center", fontsize=8, ncols=3)
+    if any(c.state == "mixed" for row in grid for c in row):
+        handles.insert(2, Patch(facecolor=MIXED_C, label="hazard here, clean in other orders"))
+    if any(c.state == "unknown" for row in grid for c in row):
+        handles.insert(2, Patch(facecolor=UNKNOWN_C, edgecolor="#888a85", label="not tested"))
+    fig.tight_layout(rect=(0, 0, 1, 1 - (0.5 if len(handles) <= 3 else 0.8) / side))
+    fig.legend(handles=handles, loc="upper center", fontsize=8, ncols=min(3, len(handles)))
     svg, png = figure_bytes(fig)
     return Figure("precedence", caption, svg, png)

@@ -27,10 +27,20 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import attrs
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
 
 from gicsim.scenario import ScenarioError, resolved_dict
 from gicsim.scenario.errors import _show
+from gicsim.scenario.fields import _suggest
 from gicsim.scenario.load import _validate
 from gicsim.scenario.messages import _sorted_unique
 from gicsim.scenario.yamlpos import _Positions
@@ -43,6 +53,9 @@ DIMENSIONS = ("destination_orders", "leave_out", "source_orders", "quiesce_devic
               "straggler_exit_us", "on_ebusy", "kernel")  # fmt: skip
 # the non-order dimensions, in product order, and the scenario key path each one sets
 OTHER = ("source_orders", "quiesce_devices", "straggler_exit_us", "on_ebusy", "kernel")
+SETS = {"source_orders": ("migration", 0, "source", "steps"), "quiesce_devices": ("migration", 0, "source", "steps"),
+        "straggler_exit_us": ("migration", 0, "source", "stragglers", 0, "exit_us"),
+        "on_ebusy": ("migration", 0, "source", "on_ebusy"), "kernel": ("kernel",)}  # fmt: skip
 
 
 class _M(BaseModel):
@@ -71,7 +84,7 @@ class Space:
     base: dict[str, Any]
     steps: tuple[str, ...]
     orders: list[tuple[str, ...]]  # full orders (permutations or the listed ones)
-    left_out: list[tuple[str, ...]]  # the base order with one step left out, one per step
+    left_out: list[tuple[tuple[str, ...], str]]  # (the base order without a step, that step)
     combos: list[tuple[dict[str, Any], dict[str, Any]]]  # (overrides, resolved scenario)
     dims: dict[str, Any]  # what was asked, for the report
     rules_combo: int  # the combination the rules are derived at (the base's values)
@@ -145,6 +158,11 @@ def load_space_file(path: str | Path) -> tuple[dict[str, Any], _Positions, str]:
         line, col = pos.value.get((), (1, 1))
         raise SweepError([f"{where}:{line}:{col}: <root>: a space file is a mapping (keys: "
                           f"{', '.join(SpaceFile.model_fields)}), got {_show(raw)}"])  # fmt: skip
+    valid = list(SpaceFile.model_fields)
+    unknown = [_at(where, pos, (k,), f"unknown key {_show(k)}{_suggest(k, valid)}; valid keys: {', '.join(valid)}",
+                   at_key=True) for k in raw if k not in valid]  # fmt: skip
+    if unknown:
+        raise SweepError(_sorted_unique(unknown))
     try:
         spec = SpaceFile.model_validate(raw)
     except ValidationError as e:
@@ -179,7 +197,7 @@ def expand(base: dict[str, Any], dims: dict[str, Any], pos: _Positions | None = 
             d = copy.deepcopy(base)
             set_path(d, "migration.destination.steps", list(o))
             _check(d, where, pos, ("destination_orders", i), ("migration", 0, "destination", "steps"), located)
-    left = [tuple(s for s in steps if s != x) for x in steps] if asked["leave_out"] else []
+    left = [(tuple(s for s in steps if s != x), x) for x in steps] if asked["leave_out"] else []
 
     # the other dimensions: the values to try (the base's own when not asked)
     values: dict[str, list[Any]] = {}
@@ -213,6 +231,8 @@ def expand(base: dict[str, Any], dims: dict[str, Any], pos: _Positions | None = 
             _apply(d, k, values[k][j])
         src = {k: (k, j) for k, j in zip(names, combo, strict=True)}
         resolved = _check(d, where, pos, None, None, located, src)
+        if resolved is None:
+            break  # one combination's problems are enough (the others repeat them)
         if len(located) == problems_before and resolved is not None:
             combos.append((over, resolved))
     if located:
@@ -248,6 +268,8 @@ def _check(d: dict[str, Any], where: str, pos: _Positions, src: tuple[Any, ...] 
     run_pos.value[()] = spot
     if src is not None and at is not None:
         _copy_positions(pos, src, run_pos, at)
+    for dim, s in (srcs or {}).items():  # each dimension's value at the scenario path it sets
+        _copy_positions(pos, s, run_pos, SETS[dim])
     try:
         return resolved_dict(_validate(d, run_pos, where))
     except ScenarioError as e:

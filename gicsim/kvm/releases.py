@@ -57,12 +57,13 @@ class KernelProfile:
     #: v5 of the 2017 ITS migration series (never merged) also synced the pending tables
     #: when GITS_CTLR was restored. No release has it: False in 6.12.117 and 6.1.192
     #: (``vgic_mmio_write_its_ctlr`` of both only processes commands). **Hypothetical when
-    #: combined with** ``pending_sync_clears_ram=True``: the v5 series predates the 2020
-    #: clear-on-consume change, so no kernel ever shipped the two together (see
-    #: :attr:`hypothetical`).
+    #: combined with** ``pending_sync_clears_ram=True``: the v5 series never cleared a
+    #: consumed bit (clear-on-consume came with the merged version of the series, Linux 4.12),
+    #: so no kernel ever shipped the two together (see :attr:`hypothetical`).
     pending_sync_on_ctlr: bool | None = None
     #: ``vgic_v3_lpi_sync_pending_status`` (``vgic-v3.c``) clears the consumed pending bit in
-    #: guest RAM ("clear consumed data", 2020, kernel 5.8); True in 6.12.117 and 6.1.192.
+    #: guest RAM ("clear consumed data": in the function since it came with the 2017 ITS
+    #: migration ABI series, Linux 4.12); True in 6.12.117 and 6.1.192.
     pending_sync_clears_ram: bool | None = None
     #: MAPD V=0 and DISCARD zero the DTE/ITE in guest RAM (``vgic_its_cmd_handle_mapd`` /
     #: ``vgic_its_cmd_handle_discard`` end in ``vgic_its_write_entry_lock(.., 0)``); True in
@@ -113,7 +114,7 @@ class KernelProfile:
     @property
     def hypothetical(self) -> bool:
         """True for a combination no kernel ever shipped: the v5 double sync on GITS_CTLR
-        together with clear-on-consume (the v5 series predates clear-on-consume)."""
+        together with clear-on-consume (the v5 series never cleared consumed bits)."""
         return bool(self.pending_sync_on_ctlr and self.pending_sync_clears_ram)
 
     def overrides(self) -> dict[str, Any]:

@@ -14,7 +14,9 @@ from gicsim.kvm.vgic import VgicCore, VgicIrq
 
 class VgicV3(VgicCore):
     def vgic_v3_lpi_sync_pending_status(self, irq: VgicIrq) -> None:
-        """The one place that snapshots an LPI's pending bit from RAM (SPEC §1)."""
+        """Snapshot one LPI's pending bit from RAM and clear it (clear-on-consume): used when an
+        LPI is created (``vgic_add_lpi``, e.g. on restore). The other reader is EnableLPIs'
+        ``its_sync_lpi_pending_table``, which reads the bits without clearing them."""
         vcpu = irq.target_vcpu
         if vcpu is None:
             return

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from gicsim.scenario.kernel_backend import kernel_line
+
 #: the outcome of a run in which nothing went wrong
 NOTHING_LOST = "nothing lost"
 
@@ -98,6 +100,8 @@ def run_lines(s: dict[str, Any], has_expect: bool, results: str, written: list[s
     out = [f"{s['scenario']}: {verdict(s, has_expect)}"]
     out += ["  " + ln for ln in failure_lines(s)]
     out.append("  " + counts(s))
+    if "kernel" in s:
+        out.append("  " + kernel_line(s["kernel"]))
     out.append(f"  results: {results}")
     out += [f"  {ln}" for ln in written]
     return out

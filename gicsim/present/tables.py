@@ -14,6 +14,7 @@ values the source sent are used to find the tables, and the dump says so.
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +64,7 @@ class Table:
     title: str
     entries: list[Entry]
     notes: list[str] = attrs.Factory(list)
+    vcpu: int = -1  # a pending table: whose
 
 
 @attrs.define
@@ -81,6 +83,7 @@ class Snapshot:
     ites: dict[tuple[int, int], tuple[int, int]] = attrs.Factory(dict)
     collections: dict[int, int] = attrs.Factory(dict)
     pending: dict[int, list[int]] = attrs.Factory(dict)
+    why: str = ""  # how the step was chosen, when --at was not given
 
 
 def _hex(b: bytes) -> str:
@@ -139,8 +142,13 @@ def cte_text(n: int, val: int) -> tuple[str, bool]:
     return f"CTE #{n}: V=1 ICID={c.icid} RDBase={tgt}", True
 
 
-def dump_vm(vm: VirtualMachine, other: VirtualMachine | None = None, limit: int = 64) -> tuple[list[str], list[Table], dict[str, Any]]:
-    """Registers, tables and decoded maps of ``vm``'s guest memory now."""
+def dump_vm(vm: VirtualMachine, other: VirtualMachine | None = None, limit: int = 64,
+            calls: list[tuple[int, str, str, str]] | None = None, queue: bool = False,
+            not_loaded: bool = False) -> tuple[list[str], list[Table], dict[str, Any]]:  # fmt: skip
+    """Registers, tables and decoded maps of ``vm``'s guest memory now. ``calls``: the KVM
+    calls of this migration so far, (t, side, call, errno), to say why a table is empty;
+    ``queue``: also decode the command queue; ``not_loaded``: ``vm`` is a destination whose
+    guest memory the migration has not loaded yet."""
     mem = vm.mem
     its = vm.its
     vgic = vm.vgic
@@ -271,7 +279,7 @@ def dump_vm(vm: VirtualMachine, other: VirtualMachine | None = None, limit: int 
         base = GICR_PENDBASER_ADDRESS(pb)
         title = (f"Pending table of vCPU {i} at 0x{base:x} (GICR_PENDBASER=0x{pb:x}{note}; "
                  f"EnableLPIs={int(cpu.ctlr == GICR_CTLR_ENABLE_LPIS)}): bytes with an LPI bit set")  # fmt: skip
-        t = Table(title, [])
+        t = Table(title, [], vcpu=i)
         lpis: list[int] = []
         if base == 0:
             t.notes.append("GICR_PENDBASER holds no address")
@@ -294,6 +302,9 @@ def dump_vm(vm: VirtualMachine, other: VirtualMachine | None = None, limit: int 
         if not t.entries and not t.notes:
             t.notes.append("no LPI bit set")
         tables.append(t)
+    if queue:
+        tables.insert(0, queue_table(vm, other))
+    _why_empty(vm, tables, calls, not_loaded)
     for t in tables:
         if len(t.entries) > limit:
             t.notes.append(f"{len(t.entries) - limit} more entries not shown (--limit {limit})")
@@ -319,50 +330,230 @@ def load_input(path: str | Path) -> Scenario:
         raise RunInputError(list(e.problems)) from None
 
 
-def capture(sc: Scenario, step: str, side: str | None = None, migration: int = 1, limit: int = 64) -> Snapshot:
-    """Run ``sc`` and dump guest memory when ``step`` of migration ``migration`` (1-based)
-    ends. ``side``: ``source`` / ``destination`` (default: the side the step runs on)."""
-    from gicsim.scenario import SOURCE_STEPS
-    from gicsim.sim.simulation import Simulation
+def _kvm_calls(rec: list[Any], migration: int) -> list[tuple[int, str, str, str]]:
+    """(t, side, call, errno) of every KVM call of migration ``migration`` (0-based) so far."""
+    out = []
+    for r in rec:
+        if r[1] == "kvm" and r[7] == migration:
+            call, _, err = str(r[8]).partition(":")
+            out.append((int(r[0]), str(r[2]), call, err))
+    return out
 
-    sim = Simulation(sc)
-    got: list[Snapshot] = []
+
+def capture_steps(sc: Scenario, steps: list[str] | None, side: str | None = None, migration: int = 1,
+                  limit: int = 64, queue: bool = False) -> list[Snapshot]:  # fmt: skip
+    """Run ``sc`` once and dump guest memory when each of ``steps`` of migration
+    ``migration`` (1-based) ends (None: every ``save_*`` step; the ones that ended are
+    returned). ``side``: ``source`` / ``destination`` (default: the side the step runs on)."""
+    from gicsim.present.probe import run_probed
+    from gicsim.scenario import SOURCE_STEPS
+
+    got: dict[str, Snapshot] = {}
+    sim: Any = None
+
+    def wanted(name: str) -> bool:
+        return name.startswith("save_") if steps is None else name in steps
 
     def observer(ctl: Any, name: str, vm: VirtualMachine) -> None:
-        if got or name != step or ctl.index != migration - 1:
+        if name in got or not wanted(name) or ctl.index != migration - 1:
             return
         role = side or ("source" if name in SOURCE_STEPS else "destination")
         target = ctl.src if role == "source" else ctl.dst
         other = ctl.src if target is ctl.dst else None
-        regs, tables, dec = dump_vm(target, other, limit)
-        got.append(Snapshot(sc.name, name, target.side, role, migration, int(sim.env.now), regs, tables,
-                            dec["devices"], dec["ites"], dec["collections"], dec["pending"]))  # fmt: skip
+        rec = ctl.sim.trace.rec
+        calls = _kvm_calls(rec, migration - 1)
+        not_loaded = target is ctl.dst and not any(
+            r[1] == "step" and r[7] == migration - 1 and r[8] == "memory:end" and r[2] == target.side for r in rec
+        )
+        regs, tables, dec = dump_vm(target, other, limit, calls, queue, not_loaded)
+        got[name] = Snapshot(sc.name, name, target.side, role, migration, int(ctl.env.now), regs, tables,
+                             dec["devices"], dec["ites"], dec["collections"], dec["pending"])  # fmt: skip
 
-    sim.step_observers.append(observer)
-    sim.run()
-    if not got:
-        if migration > len(sc.migrations):
-            raise TablesError(f"{sc.name}: there is no migration {migration} (the scenario has {len(sc.migrations)})")
-        m = sim.migrations[migration - 1]
-        steps = list(sc.migrations[migration - 1].source.steps) + list(sc.migrations[migration - 1].destination.steps)
-        if step not in steps:
-            raise TablesError(f"{sc.name}: step {step!r} is not among the steps of migration {migration} ({', '.join(steps)})")
-        raise TablesError(f"{sc.name}: step {step!r} never ended in migration {migration} (status {m.status})")
-    return got[0]
+    def after(sim_: Any, rec: list[Any], first: int) -> None:
+        # a step that ended without the observer hearing of it (the migration stopped in it:
+        # aborted or failed): dump right after the SimPy event that recorded its end
+        for r in rec[first:]:
+            if r[1] == "step" and r[7] == migration - 1 and str(r[8]).endswith(":end"):
+                name = str(r[8])[: -len(":end")]
+                ctl = sim_.migrations[migration - 1]
+                observer(ctl, name, ctl.src if str(r[2]) == ctl.src.side else ctl.dst)
+
+    sim = run_probed(sc, after=after, setup=lambda sim_: sim_.step_observers.append(observer))
+    if migration > len(sc.migrations):
+        raise TablesError(f"{sc.name}: there is no migration {migration} (the scenario has {len(sc.migrations)})")
+    m = sim.migrations[migration - 1]
+    mig = sc.migrations[migration - 1]
+    all_steps = list(mig.source.steps) + list(mig.destination.steps)
+    if steps is None:
+        saves = [x for x in mig.source.steps if x.startswith("save_")]
+        done = [x for x in saves if x in got]
+        if not done:
+            raise TablesError(f"{sc.name}: no save step ended in migration {migration} (status {m.status}); "
+                              "choose a step with --at")  # fmt: skip
+        last = done[-1]
+        why = f"default --at: {last}, the last save step that ended in migration {migration}"
+        if done[-1] != saves[-1]:
+            why += f" ({', '.join(x for x in saves if x not in got)} never ended: status {m.status})"
+        got[last].why = why
+        return [got[last]]
+    for step in steps:
+        if step not in got:
+            if step not in all_steps:
+                raise TablesError(f"{sc.name}: step {step!r} is not among the steps of migration {migration} "
+                                  f"({', '.join(all_steps)})")  # fmt: skip
+            raise TablesError(f"{sc.name}: step {step!r} never ended in migration {migration} (status {m.status})")
+    return [got[x] for x in steps]
+
+
+def capture(sc: Scenario, step: str | None, side: str | None = None, migration: int = 1, limit: int = 64,
+            queue: bool = False) -> Snapshot:  # fmt: skip
+    """Run ``sc`` and dump guest memory when ``step`` of migration ``migration`` (1-based)
+    ends (None: the last save step that ended). ``side``: ``source`` / ``destination``
+    (default: the side the step runs on)."""
+    return capture_steps(sc, None if step is None else [step], side, migration, limit, queue)[0]
+
+
+# -- the command queue (GITS_CBASER), decoded -------------------------------------------------
+def cmd_text(raw: bytes) -> str:
+    """One ITS command as ``vgic_its_handle_command`` decodes it (``its_cmd_get_*``)."""
+    from gicsim.kvm.commands import decode_cmd
+
+    c = decode_cmd(raw)
+    n = c.name
+    de = f"DeviceID={c.devid} EventID={c.eventid}"
+    return {
+        "MAPD": f"MAPD DeviceID={c.devid} ITT=0x{c.ittaddr:x} Size={c.size} V={int(c.valid)}",
+        "MAPC": f"MAPC ICID={c.icid} RDbase={c.target_addr} V={int(c.valid)}",
+        "MAPTI": f"MAPTI {de} pINTID={c.pintid} ICID={c.icid}",
+        "MAPI": f"MAPI {de} ICID={c.icid}", "MOVI": f"MOVI {de} ICID={c.icid}",
+        "DISCARD": f"DISCARD {de}", "CLEAR": f"CLEAR {de}", "INV": f"INV {de}", "INT": f"INT {de}",
+        "INVALL": f"INVALL ICID={c.icid}", "SYNC": f"SYNC RDbase={c.target_addr}",
+        "MOVALL": f"MOVALL RDbase={c.target_addr} RDbase2={c.target_addr2}",
+    }.get(n, n)  # fmt: skip
+
+
+def queue_table(vm: VirtualMachine, other: VirtualMachine | None) -> Table:
+    """The command queue in guest memory: every non-zero 32-byte slot, marked queued (between
+    GITS_CREADR and GITS_CWRITER: the ITS runs it once enabled) or already read."""
+    from gicsim.kvm.commands import ITS_CMD_SIZE
+
+    its = vm.its
+    cbaser, creadr, cwriter, note = its.cbaser, its.creadr, its.cwriter, ""
+    if not cbaser & GITS_VALID and other is not None and other.its.cbaser & GITS_VALID:
+        o = other.its
+        cbaser, creadr, cwriter = o.cbaser, o.creadr, o.cwriter
+        note = f" (GITS_CBASER not restored on {vm.side} yet: the values {other.side} sent)"
+    base, size = GITS_CBASER_ADDRESS(cbaser), ITS_CMD_BUFFER_SIZE(cbaser)
+    t = Table(f"Command queue at 0x{base:x} ({size // 1024} KiB; CREADR=0x{creadr:x} CWRITER=0x{cwriter:x}{note})", [])
+    if not cbaser & GITS_VALID:
+        t.notes.append("GITS_CBASER is not valid: there is no command queue")
+        return t
+
+    def queued(off: int) -> bool:
+        if creadr <= cwriter:
+            return creadr <= off < cwriter
+        return off >= creadr or off < cwriter
+
+    n_q = 0
+    for a in _walk_nonzero(vm.mem, base, size):
+        off = (a - base) // ITS_CMD_SIZE * ITS_CMD_SIZE
+        if t.entries and t.entries[-1].index == off:
+            continue
+        raw = vm.mem.read(base + off, ITS_CMD_SIZE)
+        q = queued(off)
+        n_q += q
+        t.entries.append(Entry(base + off, raw, off, f"{'queued' if q else 'read'}: {cmd_text(raw)}", q))
+    if not t.entries:
+        t.notes.append("every slot is zero: the guest never wrote a command here")
+    t.notes.append(f"{n_q} queued between CREADR and CWRITER, {len(t.entries) - n_q} already read")
+    return t
+
+
+# -- why a table is empty -------------------------------------------------------------------------
+SAVE_CALLS = {"Device table": "ITS_SAVE_TABLES", "Collection table": "ITS_SAVE_TABLES",
+              "ITT of device": "ITS_SAVE_TABLES", "Pending table": "SAVE_PENDING_TABLES"}  # fmt: skip
+
+
+def _why_empty(vm: VirtualMachine, tables: list[Table], calls: list[tuple[int, str, str, str]] | None,
+               not_loaded: bool = False) -> None:  # fmt: skip
+    """Add to each empty table what the KVM calls of the migration say about it: the save
+    that writes it failed (its errno), or has not run yet; and, for the pending tables, how
+    many LPIs KVM holds pending right now (written only by SAVE_PENDING_TABLES)."""
+    from gicsim.present.explain.words import T
+
+    if calls is None:
+        return
+    latched = Counter(irq.target_vcpu for irq in vm.vgic.lpi_xa.values() if irq.pending_latch)
+    for t in tables:
+        if t.entries or any("not valid" in n or "outside" in n or "no address" in n for n in t.notes):
+            continue
+        call = next((c for k, c in SAVE_CALLS.items() if t.title.startswith(k)), None)
+        if call is None:
+            continue
+        if not_loaded:
+            t.notes.append(f"the migration has not loaded {vm.side}'s guest memory yet (step memory has not ended)")
+        made = [c for c in calls if c[2] == call]
+        if not made:
+            t.notes.append(f"{call} has not run in this migration yet")
+        else:
+            ts, side, _, err = made[-1]
+            if err:
+                t.notes.append(f"{call} returned -{err} at {T(ts)} on {side}: it wrote nothing"
+                               + (f" (all {len(made)} tries failed)" if len(made) > 1 and all(c[3] for c in made) else ""))
+            else:
+                t.notes.append(f"{call} returned 0 at {T(ts)} on {side}")
+        if t.vcpu >= 0:
+            t.notes.append(f"KVM on {vm.side} holds {latched[t.vcpu]} LPIs with pending_latch set for vCPU {t.vcpu} now")
 
 
 def render(s: Snapshot) -> str:
     out = [f"# Guest memory of {s.side} ({s.role} of migration {s.migration}) at the end of step "
            f"`{s.step}` (t = {s.t_ns / 1000:,.3f} µs) — {s.scenario}", ""]  # fmt: skip
+    if s.why:
+        out[1:1] = [f"({s.why})"]
     out += ["## Registers", ""] + [f"  {r}" for r in s.registers] + [""]
     for t in s.tables:
         out += [f"## {t.title}", ""]
         if t.entries:
-            w = 47 if any(len(e.raw) > 8 for e in t.entries) else 23
+            w = max(23, *(len(_hex(e.raw)) for e in t.entries))
             out.append(f"  {'address':<14}  {'bytes in memory order':<{w}}  decoded")
             for e in t.entries:
                 out.append(f"  0x{e.addr:012x}  {_hex(e.raw):<{w}}  {e.text}")
         for n in t.notes:
             out.append(f"  ({n})")
         out.append("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _table_key(title: str) -> str:
+    """A table's identity across two snapshots (its title without the address)."""
+    return title.split(" at 0x", 1)[0]
+
+
+def render_diff(a: Snapshot, b: Snapshot, limit: int = 64) -> str:
+    """The entries added (+), removed (-) and changed (~) between snapshot ``a`` and ``b``."""
+    def index(s: Snapshot) -> dict[tuple[str, int], Entry]:
+        return {(_table_key(t.title), e.index): e for t in s.tables for e in t.entries}
+
+    ea, eb = index(a), index(b)
+    out = [f"# Guest memory: end of `{a.step}` on {a.side} (t = {a.t_ns / 1000:,.3f} µs) → end of `{b.step}` "
+           f"on {b.side} (t = {b.t_ns / 1000:,.3f} µs) — {a.scenario}", ""]  # fmt: skip
+    if a.why:
+        out[1:1] = [f"({a.why})"]
+    lines = []
+    for k in sorted(set(ea) | set(eb)):
+        x, y = ea.get(k), eb.get(k)
+        if x is not None and y is not None:
+            if x.raw != y.raw or x.text != y.text:
+                lines.append(f"  ~ {k[0]}: {x.text}  →  {y.text}")
+        elif y is not None:
+            lines.append(f"  + {k[0]}: {y.text}")
+        elif x is not None:
+            lines.append(f"  - {k[0]}: {x.text}")
+    ra, rb = dict(enumerate(a.registers)), dict(enumerate(b.registers))
+    regs = [f"  ~ {ra[i]}  →  {rb[i]}" for i in sorted(set(ra) & set(rb)) if ra[i] != rb[i]]
+    out += ["## Registers", ""] + (regs or ["  (no change)"]) + [""]
+    out += [f"## Entries ({len(lines)} changed)", ""] + (lines[:limit] or ["  (no change)"])
+    if len(lines) > limit:
+        out.append(f"  ({len(lines) - limit} more not shown (--limit {limit}))")
     return "\n".join(out).rstrip() + "\n"

@@ -258,8 +258,9 @@ def flat_row(run: Run, summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def _drain(executor: Executor, todo: list[Run], done: Callable[[Run, dict[str, Any]], None],
-           window: int, worker: Callable[[Any], dict[str, Any]] = run_one) -> None:  # fmt: skip
+           window: int, worker: Callable[[Any], dict[str, Any]] | None = None) -> None:  # fmt: skip
     """Submit at most ``window`` runs at a time; cancel whatever is pending on the way out."""
+    worker = worker or run_one  # looked up now (tests replace run_one)
     it = iter(todo)
     pending: dict[Future[Any], Run] = {}
 
@@ -295,8 +296,8 @@ def execute(
     warn: Callable[[str], None] | None = None,
     window: int | None = None,
     jobs: int = 1,
-    worker: Callable[[Any], dict[str, Any]] = run_one,
-    row: Callable[[Run, dict[str, Any]], Any] = flat_row,
+    worker: Callable[[Any], dict[str, Any]] | None = None,
+    row: Callable[[Run, dict[str, Any]], Any] | None = None,
 ) -> tuple[list[Any], int]:
     """Run what is missing; returns (rows of every run, how many ran now).
 
@@ -305,6 +306,8 @@ def execute(
     ``worker`` (picklable) turns a ``Run.scenario`` into its summary (``run_one``: a resolved
     scenario dict; ``gicsim.hazards`` passes its own, cheaper one); ``row`` turns each
     (run, summary) into what is returned (``flat_row``: the sweep's table row)."""
+    worker = worker or run_one  # looked up now (tests replace run_one)
+    row = row or flat_row
     from tqdm import tqdm
 
     store = RunStore(outdir / "runs")

@@ -10,13 +10,15 @@ which kernel variant differs from mainline, which KVM call failed with which err
 prints them as a causal chain, grouping LPIs whose chains read the same.
 
 The model knowledge used to say *why* (e.g. "a ``GITS_CBASER`` write resets ``CREADR``")
-is the kernel behaviour of SPEC §1–4, quoted only when the trace shows the situation it is
+is the kernel behaviour of docs/01-its-and-lpis.md to docs/05-pending-state.md, quoted only when the trace shows the situation it is
 about.
 """
 
 # Modules, bottom to top: ``words`` (times, ID ranges, step and call descriptions),
-# ``context`` (the frames read from a run), ``outcomes`` (the cause rules), ``narrative``
-# (the text ``explain`` prints).
+# ``evidence`` (a trace as the cause rules read it; ``Cause``), ``rules`` (one function per
+# cause rule over mechanisms), ``context`` (the frames read from a run), ``block`` (the
+# verdict block and the cited causes), ``outcomes`` (per-LPI fact chains), ``narrative``
+# (the text ``explain`` prints), ``verdict`` (the outcome as data, for reports and hazards).
 from gicsim.present.explain.context import Ctx, context
 from gicsim.present.explain.narrative import explain
 from gicsim.present.explain.words import T, counts, ids, plural

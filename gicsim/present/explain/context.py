@@ -82,8 +82,14 @@ def _gcmd_words(grp: pd.DataFrame) -> str:
             bits.append(f"MAPTI ×{n} (device {ids(devs)}, events {ids(sub['event'])} → LPIs {ids(sub['lpi'])})"
                         if n > 1 else f"MAPTI (device {sub['device'].iloc[0]} event {sub['event'].iloc[0]} → "
                         f"LPI {sub['lpi'].iloc[0]}, collection {sub['icid'].iloc[0]})")  # fmt: skip
+        elif name == "MAPC" and n > 3:
+            bits.append(f"MAPC ×{n} (collections {ids(sub['icid'])} → vCPUs {ids(sub['vcpu'])})")
         elif name == "MAPC":
             bits.append(", ".join(f"MAPC (collection {r.icid} → vCPU {r.vcpu})" for r in sub.itertuples()))
+        elif name in ("MAPD", "MAPD-") and n > 3:
+            bits.append(("MAPD V=0" if name == "MAPD-" else "MAPD") + f" ×{n} (devices {ids(sub['device'])})")
+        elif name in ("MOVI", "DISCARD", "CLEAR", "INV", "INT", "MOVALL") and n > 3:
+            bits.append(f"{name} ×{n} (devices {ids(sub['device'])})" if name != "MOVALL" else f"MOVALL ×{n}")
         elif name in ("MAPD", "MAPD-"):
             bits.append(("MAPD V=0" if name == "MAPD-" else "MAPD") + f" (device {ids(sub['device'])})")
         elif name in ("MOVI", "DISCARD", "CLEAR", "INV", "INT"):

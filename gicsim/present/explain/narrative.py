@@ -9,6 +9,7 @@ import pandas as pd
 
 from gicsim.judge import analysis as A
 from gicsim.kvm.releases import MAINLINE
+from gicsim.present.explain.block import verdict_block
 from gicsim.present.explain.context import Ctx, _gcmd_words, _pos_at, _replayed, context
 from gicsim.present.explain.outcomes import _outcomes
 from gicsim.present.explain.words import (
@@ -19,6 +20,7 @@ from gicsim.present.explain.words import (
     _wrap,
     counts,
     ids,
+    ids_short,
     plural,
 )
 from gicsim.present.rundata import RunData
@@ -31,6 +33,8 @@ class Line:
     pos: int
     text: str
     indent: int = 0
+    merge: tuple[Any, ...] | None = None  # consecutive lines with the same key are one bulk action
+    items: list[Any] = attrs.Factory(list)
 
 
 def explain(run: RunData) -> str:
@@ -42,6 +46,7 @@ def explain(run: RunData) -> str:
     out.append("")
     if sc.description:
         out += _wrap(" ".join(sc.description.split())) + [""]
+    out += verdict_block(cx)
     out += ["## Setup", ""]
     out += _setup(cx)
     out += ["", "## Timeline", ""]
@@ -98,12 +103,33 @@ def _timeline(cx: Ctx) -> list[Line]:
     sc = cx.run.scenario
     cmd_ns = sc.timing.its_cmd_ns
     mig_by_idx = {m.index: m for m in cx.migs}
-    # -- guest commands written (batches of one time) --------------------------------------
+    # -- guest commands written (batches of one time), with the commands the ITS ran during
+    # the write: the trace records a guest's batch when its CWRITER write returns, after the
+    # ITS ran it, so the batch is narrated where its execution began ---------------------------
     g = rows[rows["kind"] == "gcmd"]
-    for t, grp in g.groupby("t", sort=True):
-        lines.append(Line(int(t), int(grp["pos"].iloc[0]), "The guest wrote " + _gcmd_words(grp) + " into the command queue."))
-    # -- commands the ITS executed (bursts) -------------------------------------------------
     c = rows[rows["kind"] == "cmd"]
+    done = np.zeros(len(c), dtype=bool)
+    cpos, cside = c["pos"].to_numpy(), c["side"].to_numpy()
+    last: dict[str, int] = {}
+    for (t, side), grp in g.groupby(["t", "side"], sort=True, observed=True):
+        p0 = int(grp["pos"].iloc[0])
+        ran = np.flatnonzero((cside == side) & (cpos < p0) & (cpos > last.get(side, -1)) & ~done)
+        last[side] = p0
+        txt = "The guest wrote " + _gcmd_words(grp) + " into the command queue"
+        if len(ran):
+            done[ran] = True
+            sub = c.iloc[ran]
+            t0, t1 = int(sub["t"].iloc[0]), int(sub["t"].iloc[-1])
+            txt += (f"; the ITS of {side} ran {plural(len(sub), 'command')} ({counts([n.split(':')[0] for n in sub['info']])})"
+                    f" from {T(t0)}" + (f" until {T(t1)}" if t1 != t0 else "") + f" and the write returned at {T(int(t))}")  # fmt: skip
+            errs = [n for n in sub["info"] if ":" in n]
+            if errs:
+                txt += f"; failed (no effect, the queue moves on): {counts(errs)}"
+            lines.append(Line(t0, int(sub["pos"].iloc[0]), txt + ".", merge=("gcmd", side), items=[grp, sub]))
+        else:
+            lines.append(Line(int(t), p0, txt + ".", merge=("gcmd-queued", side), items=[grp]))
+    # -- commands the ITS executed on its own (bursts): queued earlier, or re-run -------------
+    c = c[~done]
     if len(c):
         gap = (c["t"].diff().fillna(10**18) > 2 * cmd_ns + 1) | (c["side"] != c["side"].shift())
         for _, grp in c.groupby(gap.cumsum(), sort=True):
@@ -136,7 +162,8 @@ def _timeline(cx: Ctx) -> list[Line]:
                             txt += f" vCPU {st.vcpu} is the configured straggler ({T(st.exit_ns)} to leave)."
             else:
                 txt = f"{who} entered KVM_RUN on {side}."
-            lines.append(Line(int(t), int(grp["pos"].iloc[0]), txt, 0))
+            strag = "straggler" in txt
+            lines.append(Line(int(t), int(grp["pos"].iloc[0]), txt, 0, None if strag else ("vcpu", side, what), vs))
     # -- migrations ---------------------------------------------------------------------
     for r in rows[rows["kind"].isin(["migration", "quiesce", "state"])].itertuples():
         mi = mig_by_idx.get(int(r.icid))
@@ -157,9 +184,48 @@ def _timeline(cx: Ctx) -> list[Line]:
     lines += _step_lines(cx)
     # -- traffic between milestones -----------------------------------------------------
     lines.sort(key=lambda ln: (ln.pos, ln.t))
+    lines = _bulk(lines)
     lines = _with_traffic(cx, lines)
     return _indent(cx, lines)
 
+
+
+def _bulk(lines: list[Line]) -> list[Line]:
+    """Consecutive lines of one bulk action (one command per write, vCPUs leaving one by one)
+    become one line: ``The guest wrote 512 commands: MAPC ×512 (…), between … and …``."""
+    out: list[Line] = []
+    i = 0
+    while i < len(lines):
+        j = i + 1
+        while j < len(lines) and lines[i].merge is not None and lines[j].merge == lines[i].merge:
+            j += 1
+        if j - i < 2 or (lines[i].merge or ("",))[0] == "vcpu" and j - i < 3:
+            out += lines[i:j]
+            i = j
+            continue
+        run, first = lines[i:j], lines[i]
+        key = first.merge or ("",)
+        if key[0].startswith("gcmd"):
+            grp = pd.concat([ln.items[0] for ln in run])
+            txt = "The guest wrote " + _gcmd_words(grp) + " into the command queue in " + plural(len(run), "write")
+            if key[0] == "gcmd":
+                sub = pd.concat([ln.items[1] for ln in run])
+                txt += (f"; the ITS of {key[1]} ran them ({counts([n.split(':')[0] for n in sub['info']])}) from "
+                        f"{T(int(sub['t'].iloc[0]))}; the last write returned at {T(int(grp['t'].iloc[-1]))}")  # fmt: skip
+                errs = [n for n in sub["info"] if ":" in n]
+                if errs:
+                    txt += f"; failed (no effect, the queue moves on): {counts(errs)}"
+            else:
+                txt += f" (between {T(first.t)} and {T(run[-1].t)})"
+            txt += "."
+        else:
+            _, side, what = key
+            vs = [v for ln in run for v in ln.items]
+            txt = (f"vCPUs {ids(vs)} {'left' if what == 'exit' else 'entered'} KVM_RUN on {side}, one after the other "
+                   f"(between {T(first.t)} and {T(run[-1].t)}).")  # fmt: skip
+        out.append(Line(first.t, first.pos, txt, first.indent))
+        i = j
+    return out
 
 
 def _migration_words(cx: Ctx, m: A.MigInfo | None, info: str, side: str) -> str:
@@ -191,7 +257,7 @@ def _state_words(cx: Ctx, m: A.MigInfo | None, info: str) -> str:
         return f"State snapshot ({what})."
     gic, its = st["gic"], (st["its"] or [{}])[0]
     pend = st["gic"]["pending"]
-    ptxt = f"{len(pend)} pending ({ids(pend)})" if pend else "none pending"
+    ptxt = f"{len(pend)} pending ({ids_short(pend)})" if pend else "none pending"
     head = "Source state at pause" if what == "pause" else "Destination state at resume"
     return (f"{head}: ITS {'enabled' if its.get('enabled') else 'disabled'}, {plural(len(its.get('devices', [])), 'device')}, "
             f"{plural(len(its.get('ites', [])), 'event mapping')}, {plural(len(its.get('collections', [])), 'collection')}; "
@@ -217,7 +283,11 @@ def _step_lines(cx: Ctx) -> list[Line]:
         calls = k[(k["migration"] == s.migration) & (k["step"] == s.step) & (k["side"] == s.side)]
         regs: list[tuple[int, int, str]] = []
         attempt = 0
-        for c in calls.itertuples():
+        # a call's row is written when its ioctl's work is done but before the time that work
+        # costs is charged: it returned when the next call began (one KVM_*_DEVICE_ATTR round
+        # trip before that call's row), or, for the last call of a step, by the step's end
+        nxt = (list(calls["t"].iloc[1:] - sc.timing.kvm_attr_ns) + [None]) if len(calls) else []
+        for c, after in zip(calls.itertuples(), nxt, strict=True):
             if c.call.startswith("SET_GITS_") and not c.errno:
                 regs.append((c.t, c.pos, c.call[4:]))
                 continue
@@ -226,10 +296,11 @@ def _step_lines(cx: Ctx) -> list[Line]:
                 regs = []
             name = CALL_DOC.get(c.call, c.call.replace("SET_", "write of ").replace("_GET", " read"))
             if not c.errno:
-                txt = f"{name} returned 0"
-                if attempt:
-                    txt += f" (attempt {attempt + 1})"
-                out.append(Line(c.t, c.pos, txt + ".", 2))
+                ret = max(int(c.t), int(after) if after is not None else int(s.end_ns))
+                txt = f"{name} returned 0" + (f" (attempt {attempt + 1})" if attempt else "")
+                if after is None and ret > c.t:
+                    txt += " by the end of the step"
+                out.append(Line(ret, max(int(c.pos), _pos_at(cx, ret)), txt + ".", 2))
                 attempt = 0
                 continue
             attempt += 1
@@ -334,7 +405,8 @@ def _with_traffic(cx: Ctx, lines: list[Line]) -> list[Line]:
             dv = g[g["kind"] == "deliver"]
             if len(dv):
                 per = dv.groupby("vcpu").size()
-                part.append(f"{len(dv):,} delivered (" + ", ".join(f"vCPU {v}: {n:,}" for v, n in per.items()) + ")")
+                part.append(f"{len(dv):,} delivered (" + (", ".join(f"vCPU {v}: {n:,}" for v, n in per.items()) if len(per) <= 8
+                            else f"on {len(per)} vCPUs, {ids(per.index)}") + ")")  # fmt: skip
             bits.append(f"{side}: " + ", ".join(part))
         t0, t1 = int(grp["t"].iloc[0]), int(grp["t"].iloc[-1])
         span = f" until {T(t1)}" if t1 != t0 else ""

@@ -11,8 +11,9 @@ import pandas as pd
 
 from gicsim.judge import analysis as A
 from gicsim.kvm.releases import MAINLINE
+from gicsim.present.explain.block import cause_detail
 from gicsim.present.explain.context import Ctx, _cached, _pos_at, _pos_of_resume
-from gicsim.present.explain.words import CALL_DOC, VARIANT_DOC, T, _wrap, ids, plural
+from gicsim.present.explain.words import CALL_DOC, VARIANT_DOC, T, _wrap, ids, ids_short, plural
 
 
 # =========================================================================== outcomes ====
@@ -52,6 +53,9 @@ def _outcomes(cx: Ctx) -> list[str]:
     if len(drops):
         out += [f"### Dropped: {plural(len(drops), 'raise')}", ""]
         out += _drop_lines(cx, drops)
+    if out and out[-1]:
+        out.append("")
+    out += cause_detail(cx)
     if not (v.lost or v.spurious or v.misrouted or len(drops)):
         out += _wrap("Every accepted raise was delivered, once, on the vCPU the guest mapped it to." if v.accepted
                      else "No raise was accepted in this run.")  # fmt: skip
@@ -168,8 +172,13 @@ def _migration_summaries(cx: Ctx) -> list[str]:
                 pend = nxt[nxt["d_pos"].isna() | (nxt["d_pos"] > sp)]
                 pend = pend.drop_duplicates("lpi")
                 if len(pend):
-                    bits.append(f"LPIs pending when the VM stopped ({T(m.stop_ns)}): {ids(pend['lpi'])}.")
+                    bits.append(f"LPIs pending when the VM stopped ({T(m.stop_ns)}): {ids_short(pend['lpi'])}.")
                     got = pend[pend["d_pos"].notna()]
+                    if got.groupby(["d_side", "d_vcpu"]).ngroups > 3:
+                        for side, g in got.groupby("d_side"):
+                            bits.append(f"Of these, LPIs {ids_short(g['lpi'])} were delivered on {side} (vCPUs "
+                                        f"{ids_short(g['d_vcpu'])}) {_when([{'t': int(x)} for x in g['d_t']])}.")  # fmt: skip
+                        got = got.iloc[0:0]
                     for (side, vc), g in got.groupby(["d_side", "d_vcpu"]):
                         bits.append(f"Of these, LPIs {ids(g['lpi'])} were delivered on {side} (vCPU {int(vc)}) "
                                     f"{_when([{'t': int(x)} for x in g['d_t']])}.")  # fmt: skip
@@ -300,7 +309,6 @@ def _migration_chain(cx: Ctx, m: A.MigInfo, a: Any, lpi: int) -> list[Fact]:
     if msc is not None:
         for s in A.order_diff(tuple(msc.destination.steps), "destination").sentences():
             out.append(Fact(("order", m.index, s), lambda ms, s=s: f"On the destination {s}."))
-        out += _order_rules(cx, m, tuple(msc.destination.steps))
     out += _replay_facts(cx, m, int(a.dev), lpi)
     out += _variant_facts(cx, m)
     rs = m.resume_state
@@ -406,44 +414,6 @@ def _group_lpis(text: str, ms: list[dict[str, Any]]) -> str:
     return "for each of these LPIs, the MAPD of its device and its own MAPTI (e.g. " + text + ")"
 
 
-def _order_rules(cx: Ctx, m: A.MigInfo, steps: tuple[str, ...]) -> list[Fact]:
-    """Kernel rules that make a particular destination order matter (quoted only when the
-    configured order shows the situation)."""
-    out: list[Fact] = []
-    pos = {s: i for i, s in enumerate(steps)}
-
-    def before(a: str, b: str) -> bool:
-        return a in pos and b in pos and pos[a] < pos[b]
-
-    st = cx.steps[cx.steps["migration"] == m.index].set_index("step")
-
-    def at(s: str) -> str:
-        return T(st.loc[s, "start_ns"]) if s in st.index else "?"
-
-    if before("its_restore_tables", "memory"):
-        out.append(Fact(("rule", "tables-before-memory"), lambda ms: (
-            f"RESTORE_TABLES (at {at('its_restore_tables')}) walked the tables before the `memory` step "
-            f"(at {at('memory')}) loaded the final dirty pages, which hold the DTEs/ITEs/CTEs that "
-            "ITS_SAVE_TABLES wrote during the downtime: it could only walk what pre-copy had already "
-            "sent, not the entries saved at the stop.")))
-    if before("gits_creadr", "gits_cbaser"):
-        out.append(Fact(("rule", "creadr-before-cbaser"), lambda ms: (
-            f"GITS_CREADR was restored (at {at('gits_creadr')}) before GITS_CBASER (at {at('gits_cbaser')}); "
-            "the CBASER write reset CREADR to 0, so the queue read pointer went back to the start of the "
-            "command history.")))
-    baser_steps = [s for s in ("gits_baser", "gits_regs") if s in pos]
-    if "gits_ctlr" in pos and baser_steps and all(pos["gits_ctlr"] < pos[s] for s in baser_steps):
-        out.append(Fact(("rule", "ctlr-before-baser"), lambda ms: (
-            f"GITS_CTLR (Enable) was restored at {at('gits_ctlr')}, before GITS_BASER0/1 were valid: KVM "
-            "ignores an enable while CBASER, BASER0 or BASER1 is not valid, and GITS_CTLR is not written "
-            "again, so the ITS stayed disabled.")))
-    if before("its_restore_tables", "redistributors"):
-        out.append(Fact(("rule", "restore-before-redist"), lambda ms: (
-            "RESTORE_TABLES ran before the redistributors were restored (GICR_PROPBASER/PENDBASER at "
-            "their reset value).")))
-    return out
-
-
 def _spurious_facts(cx: Ctx, r: Any) -> tuple[dict[str, Any], list[Fact]]:
     lpi, t, vcpu, side = int(r.lpi), int(r.t), int(r.vcpu), str(r.side)
     member: dict[str, Any] = {"lpi": lpi, "t": t}
@@ -494,7 +464,6 @@ def _misrouted_facts(cx: Ctx, r: Any) -> tuple[dict[str, Any], list[Fact]]:
         msc = cx.run.scenario.migrations[mm.index]
         for s in A.order_diff(tuple(msc.destination.steps), "destination").sentences():
             facts.append(Fact(("order", mm.index, s), lambda ms, s=s: f"In {mm.label}, on the destination {s}."))
-        facts += _order_rules(cx, mm, tuple(msc.destination.steps))
         facts += _variant_facts(cx, mm)
     if "translation_cache" in cx.variants:
         facts.append(Fact(("variant", "translation_cache"), lambda ms: f"Kernel variant `translation_cache: stale`: {VARIANT_DOC['translation_cache']}."))
@@ -557,9 +526,6 @@ def _drop_facts(cx: Ctx, side: str, reason: str, t: int) -> list[str]:
             msc = cx.run.scenario.migrations[m.index]
             for s in A.order_diff(tuple(msc.destination.steps), "destination").sentences():
                 out.append(f"On the destination {s}.")
-            for f in _order_rules(cx, m, tuple(msc.destination.steps)):
-                if f.key[1] == "ctlr-before-baser":
-                    out.append(f.text([]))
             rg = cx.kvm[(cx.kvm["migration"] == m.index) & (cx.kvm["call"] == "ITS_REGS_GET") & (cx.kvm["errno"] != "")]
             if len(rg):
                 e = rg.iloc[-1]
@@ -574,10 +540,6 @@ def _drop_facts(cx: Ctx, side: str, reason: str, t: int) -> list[str]:
             its = (m.resume_state["its"] or [{}])[0]
             out.append(f"At resume the ITS of {side} held {plural(len(its.get('devices', [])), 'device')} and "
                        f"{plural(len(its.get('ites', [])), 'event mapping')}.")  # fmt: skip
-            msc = cx.run.scenario.migrations[m.index]
-            for f in _order_rules(cx, m, tuple(msc.destination.steps)):
-                if f.key[1] == "tables-before-memory":
-                    out.append(f.text([]))
         else:
             out.append("The ITS had no mapping for that (DeviceID, EventID), or its collection had no target.")
     elif reason == "lpis_disabled":

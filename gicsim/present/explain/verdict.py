@@ -1,7 +1,7 @@
 """A run's outcome as data, for the first screen of a report: the counts the oracles gave
 (``summary.json``), the KVM errors and the state comparison, and ``explain``'s cause lines.
 
-Nothing is decided here. The counts are the summary's (SPEC §6 oracles); the cause lines are
+Nothing is decided here. The counts are the summary's (the oracles of docs/summary-json.md); the cause lines are
 the text ``gicsim explain`` prints under "Outcomes" (:func:`gicsim.present.explain.outcomes._outcomes`),
 split back into its sections (``### Migration 1: …``, ``### Lost: …``), their numbered groups
 and their ``-`` fact lines, so a report shows the same words as ``explain`` and follows its
@@ -52,6 +52,16 @@ class Outcome:
     expect_failures: tuple[dict[str, Any], ...]
     sections: tuple[Section, ...] = ()
     lost_t: tuple[int, ...] = ()  # when each lost raise was accepted (the oracle's list; with causes)
+    #: the cause rules' results as data: per outcome class present, {"outcome", "count",
+    #: "causes": (gicsim.present.explain.evidence.Cause, ...)} (empty causes: no explanation found)
+    causes: tuple[dict[str, Any], ...] = ()
+
+    def cause_line(self, outcome: str | None = None) -> str | None:
+        """The first cause's text for ``outcome`` (default: the first class present)."""
+        for c in self.causes:
+            if outcome is None or c["outcome"] == outcome:
+                return c["causes"][0].text if c["causes"] else None
+        return None
 
     @property
     def healthy(self) -> bool:
@@ -85,12 +95,14 @@ def outcome(run: RunData, migs: list[Any] | None = None, causes: bool = True) ->
                  exp.get("passed") if exp else None, tuple(exp.get("failures", [])))  # fmt: skip
     if not causes or oc.healthy:  # nothing to explain: no explain context (seconds on big runs)
         return oc
+    from gicsim.present.explain.block import as_data, run_causes
     from gicsim.present.explain.context import context
     from gicsim.present.explain.outcomes import _outcomes
 
     cx = context(run)
     return attrs.evolve(oc, sections=tuple(parse_sections(_outcomes(cx))),
-                        lost_t=tuple(int(t) for t, _ in cx.verdict.lost_lpis))  # fmt: skip
+                        lost_t=tuple(int(t) for t, _ in cx.verdict.lost_lpis),
+                        causes=as_data(run_causes(cx)))  # fmt: skip
 
 
 _ITEM = re.compile(r"^(?:\d+\. |- )")
@@ -134,7 +146,7 @@ def parse_sections(lines: list[str]) -> list[Section]:
             close_section()
             title = text[4:]
             word = title.split(":")[0].split(" ")[0].lower()
-            kind = word if word in ("lost", "spurious", "misrouted", "dropped") else "migration"
+            kind = word if word in ("lost", "spurious", "misrouted", "dropped", "causes") else "migration"
         elif not title or not text:
             continue
         elif ind == 0 and re.match(r"^\d+\. ", text):

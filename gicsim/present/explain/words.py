@@ -7,7 +7,7 @@ from typing import Any
 
 WIDTH = 100
 
-#: what each migration step does (SPEC §5; QEMU's sequence)
+#: what each migration step does (docs/04-restore-ordering.md; QEMU's sequence)
 STEP_DOC = {
     "stop_vcpus": "the VMM asks every vCPU to leave KVM_RUN",
     "quiesce_devices": "devices stop sending MSIs and hold them until the VM runs again",
@@ -46,7 +46,7 @@ VARIANT_DOC = {
     "pending_sync_on_ctlr": "restoring GITS_CTLR also re-reads every LPI's pending bit from the "
     "pending tables and overwrites pending_latch with it (the v5 series of 2017)",
     "pending_sync_clears_ram": "creating an LPI latches its pending bit but leaves the consumed "
-    "bit set in guest RAM (before 2020)",
+    "bit set in guest RAM (kernels before the 'clear consumed data' change)",
     "clear_on_unmap": "MAPD V=0 and DISCARD leave the stale DTE/ITE in guest RAM (before 6.13)",
     "restore_scan": "the 2024 dummy-head proposal: save writes invalid head entries whose next "
     "field points at the first valid one, and restore follows them",
@@ -74,6 +74,14 @@ def ids(xs: Any) -> str:
         start = prev = x
     out.append(str(start) if start == prev else f"{start}-{prev}")
     return ", ".join(out)
+
+
+def ids_short(xs: Any, runs: int = 8) -> str:
+    """``ids`` cut after ``runs`` runs: ``8192, 8197-8215, … (20,700 in all)``."""
+    v = sorted({int(x) for x in xs})
+    full = ids(v)
+    parts = full.split(", ")
+    return full if len(parts) <= runs else ", ".join(parts[:runs]) + f", … ({len(v):,} in all)"
 
 
 def plural(n: int, one: str, many: str | None = None) -> str:
