@@ -64,6 +64,15 @@ WHAT = {
 }
 
 
+#: the hazard map is not regenerated here (40,328 runs, a few minutes on 2 cores): it is
+#: ``gicsim hazards scenarios/hazard-small.yaml -j 2 -o DIR`` with DIR's report files (not its
+#: ``runs/`` store) copied to reports/examples/hazards/
+HAZARDS_ROW = ("| [hazards](hazards/report.md) ([HTML](hazards/report.html)) | the hazard map of "
+               "`hazard-small`: all 40,320 destination orders + each step left out, the derived "
+               "ordering rules and their mechanisms (made by `gicsim hazards scenarios/hazard-small.yaml "
+               "-j 2`, not by this script; read it with [docs/07](../../docs/07-hazard-map.md)) |")
+
+
 class NoScenarios(Exception):
     """The shipped scenarios are not where this command looks (a non-editable install)."""
 
@@ -102,6 +111,7 @@ def generate(out: Path, scenarios: Path = SCENARIOS) -> list[Path]:
         report.publish(report.render_files(doc), out / cname)
         written.append(out / cname)
     rows = "\n".join(f"| [{d.name}]({d.name}/report.md) ([HTML]({d.name}/report.html)) | {WHAT.get(d.name, '')} |" for d in written)
+    rows += "\n" + HAZARDS_ROW
     from gicsim.present.output import write_text_atomic
 
     write_text_atomic(out / "README.md", INDEX.format(rows=rows))

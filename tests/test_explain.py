@@ -191,7 +191,7 @@ def test_verdict_block_uses_the_rules_causes(runs):
     detail = " ".join(section(text, "Causes").split())
     assert ("The ITS of vm1 ran 17 commands the guest wrote once a second time (MAPD, MAPTI ×16, from 1,219.914 µs): "
             "GITS_CBASER was written at 1,183.264 µs, after GITS_CREADR at 1,182.264 µs, and a CBASER write resets "
-            "CREADR to 0, so the read pointer went back under commands already run; the write at 1,219.414 µs made "
+            "CREADR to 0, so the read pointer went back under commands already run; the write at 1,219.164 µs made "
             "them runnable.") in detail  # fmt: skip
     assert "[rule `replayed_commands`]" in detail and "[rule `pending_bit_reread`]" in detail
     assert "#247 1,183.264 µs vm1 kvm SET_GITS_CBASER" in detail

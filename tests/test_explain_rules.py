@@ -116,6 +116,14 @@ def test_target_changed_by_movall_and_restored_from_the_tables():
                                  rec(13_000, "gcmd", device=2, event=0, icid=1, info="MOVI"),
                                  rec(13_000, "cmd", device=2, event=0, icid=1, info="MOVI"),
                                  rec(14_000, "deliver", vcpu=0, lpi=8192)]  # fmt: skip
+    # a MOVI the guest wrote but the ITS ran only after the delivery
+    late = boot() + [rec(12_000, "gcmd", vcpu=1, icid=1, info="MAPC"), rec(12_000, "cmd", vcpu=1, icid=1, info="MAPC"),
+                     rec(13_000, "gcmd", device=2, event=0, icid=1, info="MOVI")] + msi(13_500) + [
+                     rec(14_000, "deliver", vcpu=0, lpi=8192), rec(15_000, "cmd", device=2, event=0, icid=1, info="MOVI")]  # fmt: skip
+    c = only(ev_of(late), "misrouted", R.target_changed)
+    assert c.text == ("The guest wrote MOVI at 13.000 µs to move LPI 8192 to vCPU 1, but the ITS ran it only at "
+                      "15.000 µs, after the delivery on vCPU 0 at 14.000 µs.")  # fmt: skip
+    assert c.rows == (8, 11, 12)
     c = only(ev_of(tr), "misrouted", R.target_changed)
     assert c.text == ("MOVI at 13.000 µs changed LPI 8192's target to vCPU 1 while it was pending: the pending LPI was "
                       "still queued on vCPU 0, which took it at 14.000 µs.")  # fmt: skip

@@ -12,6 +12,7 @@ from gicsim.kvm.releases import MAINLINE
 from gicsim.present.explain.block import verdict_block
 from gicsim.present.explain.context import Ctx, _gcmd_words, _pos_at, _replayed, context
 from gicsim.present.explain.outcomes import _outcomes
+from gicsim.present.explain.rules import signature
 from gicsim.present.explain.words import (
     CALL_DOC,
     STEP_DOC,
@@ -113,8 +114,12 @@ def _timeline(cx: Ctx) -> list[Line]:
     last: dict[str, int] = {}
     for (t, side), grp in g.groupby(["t", "side"], sort=True, observed=True):
         p0 = int(grp["pos"].iloc[0])
-        ran = np.flatnonzero((cside == side) & (cpos < p0) & (cpos > last.get(side, -1)) & ~done)
+        # the commands run during the write: the last len(grp) executions before its rows, if
+        # they are the batch's commands (else the ITS was off and ran them later)
+        ran = np.flatnonzero((cside == side) & (cpos < p0) & (cpos > last.get(side, -1)) & ~done)[-len(grp):]
         last[side] = p0
+        if len(ran) != len(grp) or sorted(map(_sig, c.iloc[ran].itertuples())) != sorted(map(_sig, grp.itertuples())):
+            ran = ran[:0]
         txt = "The guest wrote " + _gcmd_words(grp) + " into the command queue"
         if len(ran):
             done[ran] = True
@@ -190,6 +195,12 @@ def _timeline(cx: Ctx) -> list[Line]:
 
 
 
+def _sig(r: Any) -> tuple[Any, ...]:
+    """A command and its arguments from a ``rows`` tuple (``gcmd`` or ``cmd``)."""
+    return signature((int(r.t), str(r.kind), str(r.side), int(r.vcpu), int(r.lpi), int(r.device), int(r.event),
+                      int(r.icid), str(r.info)))  # fmt: skip
+
+
 def _bulk(lines: list[Line]) -> list[Line]:
     """Consecutive lines of one bulk action (one command per write, vCPUs leaving one by one)
     become one line: ``The guest wrote 512 commands: MAPC ×512 (…), between … and …``."""
@@ -199,7 +210,7 @@ def _bulk(lines: list[Line]) -> list[Line]:
         j = i + 1
         while j < len(lines) and lines[i].merge is not None and lines[j].merge == lines[i].merge:
             j += 1
-        if j - i < 2 or (lines[i].merge or ("",))[0] == "vcpu" and j - i < 3:
+        if j - i < 3:
             out += lines[i:j]
             i = j
             continue

@@ -68,7 +68,7 @@ def _cmd_name(info: str) -> str:
 
 
 # ============================================================== replayed commands ====
-def _signature(r: tuple[Any, ...]) -> tuple[Any, ...]:
+def signature(r: tuple[Any, ...]) -> tuple[Any, ...]:
     """A command and the arguments it uses, the same for the guest's write (``gcmd``) and the
     ITS's execution (``cmd``; MOVALL's vCPUs ride in swapped slots there)."""
     name = _cmd_name(r[TR.INFO]).rstrip("-")
@@ -91,9 +91,9 @@ def replays(ev: Evidence) -> list[tuple[int, tuple[Any, ...]]]:
     # the trace records a guest's command after the ITS ran it (same time): writes first
     for i, r in sorted(ev.ctl, key=lambda x: (x[1][TR.T], x[1][TR.KIND] != "gcmd", x[0])):
         if r[TR.KIND] == "gcmd":
-            ran.discard(_signature(r))
+            ran.discard(signature(r))
         elif r[TR.KIND] == "cmd" and ":" not in r[TR.INFO]:
-            s = _signature(r)
+            s = signature(r)
             if s in ran:
                 out.append((i, r))
             ran.add(s)
@@ -312,7 +312,7 @@ def target_changed(ev: Evidence, outcome: str) -> Cause | None:
                     f"the pending LPI was still queued on vCPU {got}, which took it at {T(ev.t[d0])}")  # fmt: skip
             head = f"{gr[TR.INFO]} moved LPI {lpi} to vCPU {want} while it was pending on vCPU {got}"
             return _cause(ev, outcome, "target_changed", text + ".", [gi, d0], head)
-        cmd = [i for i, r in ev.of("cmd") if i > gi and _signature(r) == _signature(gr)]
+        cmd = [i for i, r in ev.of("cmd") if i > gi and signature(r) == signature(gr)]
         if gr[TR.INFO] in ("MOVI", "MOVALL", "MAPC") and (not cmd or cmd[0] > d0):
             text = (f"The guest wrote {gr[TR.INFO]} at {T(gr[TR.T])} to move LPI {lpi} to vCPU {want}, but the ITS "
                     + (f"ran it only at {T(ev.t[cmd[0]])}" if cmd else "never ran it")
@@ -420,6 +420,10 @@ def ebusy_policy(ev: Evidence, outcome: str) -> Cause | None:
     elif ab:
         text += f"; on_ebusy abort: the migration was aborted at {T(ev.t[ab[0]])} and the source resumed"
         rows.append(ab[0])
+    elif resumed := [j for j, x in ev.of("migration", side=side) if x[TR.INFO] == "resume" and j < i]:
+        text += (f"; the call came after `resume` ({T(ev.t[resumed[0]])}): the destination was already "
+                 "running, so nothing could be aborted and the state that call should have restored never was")
+        rows.append(resumed[0])
     else:
         text += "; on_ebusy continue: the VMM went on without the state that call should have saved"
         if call == "SAVE_PENDING_TABLES":
@@ -490,12 +494,17 @@ def _refused_on(ev: Evidence, outcome: str, reason: str, side: str, dr: list[int
         if res:
             text += f"; the VM resumed there at {T(ev.t[res[0]])}"
             rows.append(res[0])
+        before = [j for j, _ in ev.calls("SET_GITS_CTLR", side, ok=True) if j < dr[0]]
         if not en and not res:
-            text += "; it was not enabled again up to the end of the run"
+            text += (f"; GITS_CTLR had been written at {T(ev.t[before[-1]])} and yet the ITS stayed disabled, up to the "
+                     "end of the run" if before else "; it was not enabled again up to the end of the run")  # fmt: skip
+            rows += before[-1:]
         if reason == "not_restored" and not ev.of("quiesce"):
             text += "; no device was quiesced, so they kept sending while the VM was being migrated"
         head = (f"{plural(len(dr), 'MSI')} reached the ITS of {side} while it was disabled"
-                + (f" (GITS_CTLR written at {T(ev.t[en[0]])})" if en else " (never enabled again)"))  # fmt: skip
+                + (f" (GITS_CTLR written at {T(ev.t[en[0]])})" if en else
+                   f" (GITS_CTLR written at {T(ev.t[before[-1]])}, ignored)" if before and not res else
+                   " (never enabled again)" if not res else ""))  # fmt: skip
         return _cause(ev, outcome, "msi_refused", text + ".", rows, head)
     if reason == "lpis_disabled":
         rd = [j for j, _ in ev.calls("REDIST_REGS_SET", side, ok=True) if j > dr[0]]

@@ -46,8 +46,8 @@ VARIANT_DOC = {
     "pending_sync_on_ctlr": "restoring GITS_CTLR also re-reads every LPI's pending bit from the "
     "pending tables and overwrites pending_latch with it (the v5 series of 2017)",
     "pending_sync_clears_ram": "creating an LPI latches its pending bit but leaves the consumed "
-    "bit set in guest RAM (kernels before the 'clear consumed data' change)",
-    "clear_on_unmap": "MAPD V=0 and DISCARD leave the stale DTE/ITE in guest RAM (before 6.13)",
+    "bit set in guest RAM (as the never-merged v5 series of 2017 did; merged kernels clear it since Linux 4.12)",
+    "clear_on_unmap": "MAPD V=0 and DISCARD leave the stale DTE/ITE in guest RAM (older trees; 6.12.117 and 6.1.192 zero it)",
     "restore_scan": "the 2024 dummy-head proposal: save writes invalid head entries whose next "
     "field points at the first valid one, and restore follows them",
     "translation_cache": "the MSI translation cache forgets its invalidations (DISCARD, MAPD "
