@@ -52,6 +52,7 @@ from gicsim.sweeps import (
     scenario_key,
     set_path,
 )
+from gicsim.sweeps.failures import first_line, release, run_failed_line
 
 __all__ = ["METRICS", "Run", "Sweep", "SweepError", "comparison", "execute", "finish", "flat_row",
            "load_sweep", "run_one", "scenario_key", "set_path", "sweep"]  # fmt: skip
@@ -179,17 +180,7 @@ def _sweep(sweep_file: str, jobs: int, dask_address: str | None, dask_timeout: f
         e.args = (e.args[0], str(out))
         raise
     except RunFailed as e:
-        r = e.run
-        name = type(e.error).__name__
-        if name == "BrokenProcessPool":
-            what = f"a worker process died ({name}: killed, or out of memory?)"
-        elif client is not None and (isinstance(e.error, ImportError) or "deserializ" in str(e.error)):
-            what = (f"the Dask scheduler or a worker cannot load the task ({name}: "
-                    f"{_first_line(e.error)}); they need the same gicsim installed as here")  # fmt: skip
-        else:
-            what = f"internal error ({name}: {_first_line(e.error)})"
-        _fail(3, f"gicsim: run {r.index} ({r.key}, overrides {r.overrides}) failed: {what}; the "
-                 f"finished runs are kept in {out}/runs")  # fmt: skip
+        _fail(3, run_failed_line(e, out, dask=client is not None))
     except StoreError as e:
         _fail(3, f"gicsim: {e}")
     except OSError as e:
@@ -199,20 +190,8 @@ def _sweep(sweep_file: str, jobs: int, dask_address: str | None, dask_timeout: f
         _fail(3, f"gicsim: internal error ({type(e).__name__}: {_first_line(e)}); the finished runs "
                  f"are kept in {out}/runs; please report it with the sweep file")  # fmt: skip
     finally:
-        if executor is not None:
-            from gicsim.sweeps.runner import critical, stop_executor
-
-            with critical():
-                stop_executor(executor, cancel=not ok)
-        if client is not None:
-            import contextlib
-
-            with contextlib.suppress(Exception):
-                client.close(timeout=5)
+        release(executor, client, ok)
     click.echo(f"{sw.name}: {len(sw.runs)} runs ({ran} run now, {len(sw.runs) - ran} already done) -> {out}")
 
 
-def _first_line(e: BaseException) -> str:
-    s = str(e).strip()
-    s = s.splitlines()[0] if s else ""
-    return s if len(s) <= 300 else s[:300] + "..."
+_first_line = first_line

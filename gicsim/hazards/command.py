@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from gicsim.sweeps import MAX_JOBS, RunFailed, SweepError, SweepInterrupted
+from gicsim.sweeps.failures import first_line, release, run_failed_line
 
 MAX_DASK_TIMEOUT_S = 600.0
 
@@ -26,10 +27,7 @@ def _fail(code: int, *lines: str) -> typing.NoReturn:
     sys.exit(code)
 
 
-def _first_line(e: BaseException) -> str:
-    s = str(e).strip()
-    s = s.splitlines()[0] if s else ""
-    return s if len(s) <= 300 else s[:300] + "..."
+_first_line = first_line
 
 
 @click.command("hazards")
@@ -99,7 +97,6 @@ def _hazards(scenario: str, space_file: str | None, jobs: int, dask_address: str
         StoreError,
         critical,
         dask_client,
-        stop_executor,
     )
     from gicsim.sweeps.runner import dask_address as parse_address
 
@@ -145,12 +142,7 @@ def _hazards(scenario: str, space_file: str | None, jobs: int, dask_address: str
         e.args = (e.args[0], str(out))
         raise
     except RunFailed as e:
-        r = e.run
-        name = type(e.error).__name__
-        what = (f"a worker process died ({name}: killed, or out of memory?)" if name == "BrokenProcessPool"
-                else f"internal error ({name}: {_first_line(e.error)})")  # fmt: skip
-        _fail(3, f"gicsim: run {r.index} ({r.key}, overrides {json.dumps(r.overrides)}) failed: {what}; "
-                 f"the finished runs are kept in {out}/runs")  # fmt: skip
+        _fail(3, run_failed_line(e, out, dask=client is not None))
     except StoreError as e:
         _fail(3, f"gicsim: {e}")
     except OSError as e:
@@ -160,14 +152,7 @@ def _hazards(scenario: str, space_file: str | None, jobs: int, dask_address: str
         _fail(3, f"gicsim: internal error ({type(e).__name__}: {_first_line(e)}); the finished runs "
                  f"are kept in {out}/runs; please report it with the scenario")  # fmt: skip
     finally:
-        if executor is not None:
-            with critical():
-                stop_executor(executor, cancel=not ok)
-        if client is not None:
-            import contextlib
-
-            with contextlib.suppress(Exception):
-                client.close(timeout=5)
+        release(executor, client, ok)
     if as_json:
         click.echo(json.dumps(result, sort_keys=False))
         return
