@@ -95,7 +95,9 @@ def analyse(space: Any, runs: list[Any], meta: list[dict[str, Any]], summaries: 
     return {
         "scenario": base["name"],
         "source": source,
-        "kernel": _json_value(base.get("kernel")),
+        # the kernel the rules were derived on: the ``kernel`` dimension's value there, if any
+        "kernel": _json_value((space.combos[rc][0].get("kernel") if space.combos else None)
+                              or base.get("kernel")),
         "space": _json_value(space.dims),
         "runs": len(runs),
         "wall_s": round(wall_s, 3),
