@@ -290,3 +290,17 @@ def test_a_failed_restore_keeps_the_lpis_an_ap_list_holds(release):
     assert set(dst.state()["lpis"]) == {8192}
     dst.close()
     ks.close()
+
+
+@pytest.mark.parametrize("release", RELEASES)
+def test_disabling_lpis_clears_the_pending_state_of_queued_lpis(release):
+    """EnableLPIs 1->0 (``vgic_flush_pending_lpis``) takes every LPI off the vCPU's ap_list
+    and clears its pending latch; here the LPI was restored pending from a (corrupted)
+    pending-table bit. Found by the 100,000-stream differential run (the model kept the
+    latch), minimised to these six steps."""
+    k = kernel(release)
+    lay = D.KernelSide(k, bytes([0xA1]) * (65536 - 8192)).lay
+    stream = [("cmd", L.cmd_mapd(1, 3, D.itt_addr(lay, 1))), ("cmd", L.cmd_mapc(2, 2)),
+              ("cmd", L.cmd_mapti(1, 2, 8201, 2)), ("save",),
+              ("restore", ("pend", 2, 1025, 18)), ("lpis", 2, 0)]
+    _check(release, stream)

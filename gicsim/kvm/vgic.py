@@ -226,12 +226,14 @@ class VgicCore:
             self._prune_irq(vcpu, irq)
 
     def vgic_flush_pending_lpis(self, vcpu: int) -> None:
-        """``vgic_flush_pending_lpis`` (EnableLPIs 1->0): every LPI off the ap_list, each
-        dropping the ap_list's reference."""
+        """``vgic_flush_pending_lpis`` (EnableLPIs 1->0): every LPI off the ap_list, its
+        pending state cleared (``pending_latch = false``), each dropping the ap_list's
+        reference. (Found by the 100,000-stream differential: the model kept the latch.)"""
         ap = self.cpus[vcpu].ap_list
-        irqs = list(ap.values())
-        ap.clear()
+        irqs = [irq for irq in ap.values() if irq.intid >= VGIC_MIN_LPI]
         for irq in irqs:
+            del ap[irq.intid]
+            irq.pending_latch = False
             irq.vcpu = None
             self.vgic_put_irq(irq)
 
