@@ -293,3 +293,21 @@ def test_markdown_only_report_keeps_the_run_fast(tmp_path):
     assert "## Migration timeline and downtime" in md and ".png" not in md
     s = json.loads((tmp_path / "clean-migration" / "summary.json").read_text())
     assert f"{s['lpis']['delivered']} |" in md
+
+
+def test_report_files_never_carry_terminal_escapes(tmp_path):
+    """A description with ESC/BEL sequences (an OSC title change, a colour) is shown escaped
+    in report.md and report.html, so `cat report.md` cannot drive the terminal."""
+    from ruamel.yaml import YAML
+
+    d = YAML(typ="safe").load((SC / "clean-migration.yaml").read_text())
+    d["description"] = "\x1b[31mRED\x1b[0m \x1b]0;title\x07"
+    sc = tmp_path / "esc.yaml"
+    sc.write_text(json.dumps(d))  # JSON is YAML; the escapes arrive as real ESC/BEL
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["run", str(sc), "-o", str(out), "--report"])
+    assert r.exit_code == 0, r.output
+    for name in ("report.md", "report.html"):
+        body = (out / "clean-migration" / name).read_text()
+        assert "\x1b" not in body and "\x07" not in body
+        assert "\\x1b[31mRED\\x1b[0m \\x1b]0;title\\x07" in body

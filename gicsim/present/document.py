@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from gicsim.present.figures import Figure
+from gicsim.present.output import terminal_safe
 
 
 @attrs.define
@@ -67,7 +68,7 @@ class Doc:
             elif kind == "fig" and figures:
                 alt = b.caption.split(". ")[0].split(": ")[0].rstrip(".")
                 out += [f"![{alt}]({b.name}.png)", "", f"*{b.caption}* ([SVG]({b.name}.svg))", ""]
-        return "\n".join(out).rstrip() + "\n"
+        return _safe("\n".join(out).rstrip() + "\n")
 
     # -- HTML -----------------------------------------------------------------------------
     def html(self) -> str:
@@ -89,7 +90,14 @@ class Doc:
             elif kind == "fig":
                 body.append(f'<figure id="fig-{html.escape(b.name)}">{_svg_inline(b.svg)}'
                             f"<figcaption>{_inline(b.caption)}</figcaption></figure>")  # fmt: skip
-        return HTML_PAGE.format(title=html.escape(self.title), body="\n".join(body))
+        return _safe(HTML_PAGE.format(title=html.escape(self.title), body="\n".join(body)))
+
+
+def _safe(text: str) -> str:
+    """Text a terminal can show as it is (``cat report.md``): control characters from inputs
+    such as a scenario's ``description`` escaped (``\\x1b``), never interpreted. Lines that
+    are printable already (nearly all) are kept without a per-character pass."""
+    return "\n".join(ln if ln.isprintable() else terminal_safe(ln) for ln in text.split("\n"))
 
 
 HTML_PAGE = """<!DOCTYPE html>
