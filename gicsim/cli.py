@@ -2,18 +2,23 @@
 
 Every command runs inside one error boundary (:class:`Boundary`, the group's ``main``): input
 errors (a bad scenario, run directory, sweep file or output location; a click usage error)
-are one line each and exit 2; environment errors (``OSError``: ENOSPC, EROFS, EACCES, ...)
-and internal errors are one line and exit 3; SIGINT/SIGTERM stop with one line and exit
-128 + the signal. Never a traceback, unless ``GICSIM_DEBUG=1`` asks for one (printed before
-the line). Exit 1 means "a scenario's expect failed" (``tables``: the step did not run).
-Commands added later to ``main`` (``@main.command()``, ``main.add_command``) get the same
-boundary: it wraps the group, not each command."""
+are one line each and exit 2; environment errors (``OSError``: ENOSPC, EIO, EROFS or EACCES
+met while writing, ...) and internal errors are one line and exit 3; SIGINT/SIGTERM stop
+with one line and exit 128 + the signal. Never a traceback, unless ``GICSIM_DEBUG=1`` asks
+for one (printed before the line). Exit 1 means "a scenario's expect failed" and nothing
+else (``tables`` on a step that did not run is an input error, 2). Commands added later to
+``main`` (``@main.command()``, ``main.add_command``) get the same boundary: it wraps the
+group, not each command. Every path argument or option of every command goes through
+:class:`GuardedPath`: an empty path or a name over NAME_MAX is one input line, exit 2, and
+so is an output location (``-o``, ``--summary``) that cannot be written
+(:func:`check_output`), found before anything is simulated."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
 import os
+import re
 import signal
 import sys
 import traceback
@@ -103,12 +108,12 @@ def _printable(s: Any, limit: int | None = 60) -> str:
 
 def _input_lines(e: BaseException) -> list[str] | None:
     """The lines of an input error, None when ``e`` is not one: ScenarioError, RunInputError,
-    OutputError, SweepError, or any exception whose class sets ``gicsim_input_error = True``
+    OutputError, SweepError, TablesError, or any exception whose class sets ``gicsim_input_error = True``
     (its ``lines`` or ``problems``, else its text)."""
     if isinstance(e, ScenarioError):
         return list(e.problems)
     known = (("gicsim.present.rundata", "RunInputError"), ("gicsim.present.output", "OutputError"),
-             ("gicsim.sweep", "SweepError"))  # fmt: skip
+             ("gicsim.sweep", "SweepError"), ("gicsim.present.tables", "TablesError"))  # fmt: skip
     if not getattr(e, "gicsim_input_error", False) and not any(
         isinstance(c, type) and isinstance(e, c)
         for c in (getattr(sys.modules.get(m), n, None) for m, n in known)
@@ -145,8 +150,8 @@ def error_lines(e: BaseException) -> tuple[list[str], int]:
     lines = _input_lines(e)
     if lines is not None:
         return lines, 2
-    if isinstance(e, OSError):
-        return [_os_error(e)], 3
+    if isinstance(e, OSError):  # a name too long is one the user (or their scenario) chose
+        return [_os_error(e)], 2 if e.errno == errno.ENAMETOOLONG else 3
     if isinstance(e, MemoryError):
         return ["gicsim: out of memory"], 3
     return [f"gicsim: internal error ({type(e).__name__}: {_printable(e, 200)}); "
@@ -159,6 +164,10 @@ def _debug() -> bool:
 
 class Boundary(click.Group):
     """The ``gicsim`` group: one error boundary around the parsing and every command."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        guard_paths(cmd)
+        super().add_command(cmd, name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -230,6 +239,121 @@ def _input_error(lines: list[str]) -> typing.NoReturn:
     raise OutputError(lines)
 
 
+# ================================================================ paths the user names ====
+NAME_MAX, PATH_MAX = 255, 4096  # Linux: bytes of one path component / of a whole path
+#: file systems that hold no files of the user's (writing there is never what was meant)
+_PSEUDO_FS = frozenset("proc sysfs cgroup cgroup2 debugfs tracefs securityfs devpts pstore bpf "
+                       "configfs fusectl mqueue efivarfs binfmt_misc nsfs".split())  # fmt: skip
+
+
+def path_problem(path: str, what: str = "") -> str | None:
+    """Why ``path``, as typed, names nothing (None: it may name something): empty, or a
+    component over NAME_MAX bytes, or over PATH_MAX in all. ``what`` names an option."""
+    if path == "":
+        return f"{what}: an empty path names no file" if what else ": no such file"
+    raw = os.fsencode(path)
+    if len(raw) >= PATH_MAX or any(len(c) > NAME_MAX for c in raw.split(b"/")):
+        return f"{_printable(path, 200)}: file name too long (ENAMETOOLONG)"
+    return None
+
+
+#: parameters that name where results go, by their name in every command (``-o DIR`` of
+#: run, report, sweep and hazards; ``run --summary FILE``): True a directory, False a file
+OUTPUT_PARAMS = {"outdir": True, "summary_path": False}
+
+
+class GuardedPath(click.Path):
+    """A ``click.Path`` that first refuses what :func:`path_problem` refuses, then what
+    click's own checks refuse, then (an :data:`OUTPUT_PARAMS` one) what :func:`check_output`
+    refuses: one input line, exit 2, before the command runs. The boundary puts it on every
+    ``click.Path`` parameter of every command."""
+
+    def __init__(self, inner: click.Path) -> None:  # noqa: D107 - a copy of ``inner``
+        self.__dict__.update(inner.__dict__)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        opt = param.opts[0] if isinstance(param, click.Option) and param.opts else ""
+        problem = path_problem(value, opt) if isinstance(value, str) else None
+        if problem:
+            _input_error([problem])
+        rv = super().convert(value, param, ctx)
+        directory = OUTPUT_PARAMS.get(param.name or "") if param is not None else None
+        if directory is not None and isinstance(rv, str | os.PathLike):
+            check_output(rv, opt, directory)
+        return rv
+
+
+def guard_paths(cmd: click.Command) -> None:
+    """Put :class:`GuardedPath` on every path parameter of ``cmd`` (and its subcommands)."""
+    for p in cmd.params:
+        if isinstance(p.type, click.Path) and not isinstance(p.type, GuardedPath):
+            p.type = GuardedPath(p.type)
+    for sub in getattr(cmd, "commands", {}).values():
+        guard_paths(sub)
+
+
+def _mount(path: str) -> tuple[str, bool]:
+    """(file system type, mounted read-only) of the mount holding existing ``path``."""
+    best, found = -1, ("", False)
+    with contextlib.suppress(OSError):
+        real = os.path.realpath(path)
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+            for ln in f:
+                left, _, right = ln.partition(" - ")
+                fields = left.split()
+                if len(fields) < 6 or not right:
+                    continue
+                mnt = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+                inside = real == mnt or real.startswith(mnt.rstrip("/") + "/")
+                if inside and len(mnt) >= best:  # the longest (last: on top) mount point
+                    best, found = len(mnt), (right.split()[0], "ro" in fields[5].split(","))
+    return found
+
+
+def check_output(path: str | os.PathLike[str], what: str, directory: bool) -> None:
+    """Before anything runs: can ``path`` (a directory, or a file) be made where the user
+    named it (option ``what``)? No -> one input line naming ``path`` as given (exit 2): a
+    parent that is a file, an entry of the other kind there, a read-only or pseudo file
+    system (/proc), no write permission. What goes wrong only while writing (ENOSPC, EIO)
+    stays an environment error (exit 3)."""
+    problem = path_problem(os.fspath(path), what)
+    if problem:
+        _input_error([problem])
+    p, why = Path(path), None
+    anc = p.parent  # the nearest ancestor there is (a dangling link is something in the way)
+    while not os.path.lexists(anc) and anc != anc.parent:
+        anc = anc.parent
+    where = p if directory and p.is_dir() else anc  # where gicsim makes entries
+    if p.exists() and p.is_dir() != directory:
+        why = "exists and is " + ("not " if directory else "") + "a directory"
+    elif directory and os.path.lexists(p) and not p.exists():
+        why = "a dangling symbolic link is there"
+    elif not where.is_dir():
+        why = f"{_printable(where, 200)} is not a directory"
+    else:
+        fstype, ro = _mount(str(where))
+        if fstype in _PSEUDO_FS:
+            why = f"{_printable(where, 200)} is on {fstype}, which holds no files"
+        elif ro:
+            why = "read-only file system (EROFS)"
+        elif not os.access(where, os.W_OK | os.X_OK):
+            why = f"no permission to write in {_printable(where, 200)} (EACCES)"
+    if why:
+        _input_error([f"{_printable(os.fspath(path), 200)}: cannot write here ({what}): {why}"])
+
+
+_EXITS = ("2 bad input (one line each; a file's problems as FILE:LINE:COL: key.path: message), "
+          "3 an environment or internal error (one line), 130/143 interrupted by SIGINT/SIGTERM "
+          "(nothing half-written).")  # fmt: skip
+EXITS = "0 done, " + _EXITS
+RUN_EXITS = "0 every expect held, 1 an expect failed, " + _EXITS
+
+
+def epilog(*examples: str, exits: str = EXITS) -> str:
+    """A command's help epilog: its examples (kept as written) and its exit statuses."""
+    return "\b\nExamples:\n" + "\n".join(f"  {e}" for e in examples) + f"\n\nExit status: {exits}"
+
+
 @click.group(cls=Boundary, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="gicsim")
 def main() -> None:
@@ -237,15 +361,23 @@ def main() -> None:
     migration. Run scenario files and see what happens to every LPI."""
 
 
-@main.command()
+@main.command(epilog=epilog("gicsim validate scenarios/clean-migration.yaml", "gicsim validate scenarios/*.yaml",
+                            exits="0 every file is valid, 2 a problem (nothing is run)."))  # fmt: skip
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True))
 def validate(files: tuple[str, ...]) -> None:
-    """Check scenario FILES without running them (exit 2 on any problem)."""
+    """Check scenario FILES without running them: exactly what `gicsim run` accepts.
+
+    Each valid file prints 'NAME: ok'. Each problem, in every file, is one line on stderr,
+    FILE:LINE:COL: key.path: message (where in the YAML, which key, what is wrong), and the
+    exit status is 2."""
     for sc in _load_all(files):
         click.echo(f"{sc.name}: ok")
 
 
-@main.command()
+@main.command(epilog=epilog("gicsim run scenarios/clean-migration.yaml",
+                            "gicsim run -o out --report --summary out/all.json scenarios/*.yaml",
+                            "gicsim run --kernel-tree ~/src/linux scenarios/clean-migration.yaml",
+                            exits=RUN_EXITS))  # fmt: skip
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=True))
 @click.option("-o", "--output", "outdir", type=click.Path(file_okay=False), default="reports",
               show_default=True, help="Results go to OUTPUT/<scenario name>/.")  # fmt: skip
@@ -260,7 +392,8 @@ def validate(files: tuple[str, ...]) -> None:
 @click.option("--backend", type=click.Choice(["python", "linux"]), default=None,
               help="Who runs the kernel side: the Python model or the release's own code (kernel.backend).")
 @click.option("--kernel-tree", "kernel_tree", type=click.Path(), default=None,
-              help="Run the kernel side on this kernel tree's own code (implies --backend linux).")
+              help="Run the kernel side on this kernel tree's (or tarball's) own code (implies --backend "
+                   "linux; refused with --backend python).")
 def run(files: tuple[str, ...], outdir: str, summary_path: str | None, quiet: bool, full_report: bool = False,
         perfetto: bool = False, backend: str | None = None, kernel_tree: str | None = None,
         progress: bool | None = None) -> None:  # fmt: skip
@@ -268,7 +401,9 @@ def run(files: tuple[str, ...], outdir: str, summary_path: str | None, quiet: bo
 
     Each run writes resolved.yaml, summary.json, trace.parquet and report.md to
     OUTPUT/<name>/, atomically (with --report also report.html and the plots; with
-    --perfetto also trace.perfetto.json.gz).
+    --perfetto also trace.perfetto.json.gz). Every output location is checked before
+    anything runs. --kernel-tree runs the tree's own code whatever the scenario's
+    kernel.release (a note on stderr says so when they differ).
     """
     from gicsim.present.output import (
         AtomicDir,
@@ -282,9 +417,15 @@ def run(files: tuple[str, ...], outdir: str, summary_path: str | None, quiet: bo
     from gicsim.sim.simulation import run as run_scenario
     from gicsim.sim.vm import kernel_library
 
+    if kernel_tree is not None and backend == "python":
+        raise click.UsageError("--kernel-tree runs the kernel side on that tree's own code, "
+                               "--backend python on the Python model: give one of them")  # fmt: skip
+    # -o and --summary are checked as they are parsed (GuardedPath), before anything runs
     scenarios = [with_kernel_backend(sc, backend, kernel_tree) for sc in _load_all(files)]
     for sc in scenarios:
-        kernel_library(sc)  # fetch/build/load first: a bad backend choice is exit 2 before any run
+        lib = kernel_library(sc)  # fetch/build/load first: a bad backend choice is exit 2 before any run
+        if kernel_tree is not None and lib is not None:
+            _note_tree_release(sc, lib.release, kernel_tree)
     out = Path(outdir)
     _check_run_targets(out, scenarios, files)
     summaries = []
@@ -310,6 +451,14 @@ def run(files: tuple[str, ...], outdir: str, summary_path: str | None, quiet: bo
         with _critical():
             write_json_atomic(Path(summary_path), summaries[0] if len(summaries) == 1 else summaries)
     sys.exit(1 if failed else 0)
+
+
+def _note_tree_release(sc: Scenario, release: str, tree: str) -> None:
+    """``--kernel-tree`` wins over the scenario's ``kernel.release`` (the tree's own code is
+    what runs); when they differ, one line on stderr says so."""
+    if release != sc.kernel.release and not release.startswith(sc.kernel.release + "."):
+        click.echo(f"gicsim run: note: {sc.name}: the kernel side runs {_printable(tree, 200)}, "
+                   f"kernel {release}, not the scenario's release {sc.kernel.release}", err=True)
 
 
 def _progress(name: str, wanted: bool | None) -> Any:
@@ -385,7 +534,8 @@ def _extra_outputs(res: Any, tmp: Path, full_report: bool, perfetto: bool) -> li
     return list(files)
 
 
-@main.command("report")
+@main.command("report", epilog=epilog("gicsim report reports/clean-migration",
+                                      "gicsim report -o cmp reports/clean-migration reports/straggler-retry"))  # fmt: skip
 @click.argument("inputs", nargs=-1, required=True, type=click.Path())
 @click.option("-o", "--output", "outdir", type=click.Path(), default=None,
               help="Where to write (into the directory: files gicsim did not write there are never "
@@ -406,11 +556,31 @@ def report_cmd(inputs: tuple[str, ...], outdir: str | None, perfetto: bool) -> N
         click.echo(f"report: {_printable(d / 'report.html', None)} (and report.md)")
 
 
-@main.command("explain")
+class LpiId(click.ParamType):
+    """An LPI's INTID, decimal or with a 0x/0o/0b prefix; LPIs are INTIDs 8192 and up."""
+
+    name = "LPI"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            n = value
+        else:
+            try:
+                n = int(str(value).strip().replace("_", ""), 0)
+            except ValueError:
+                self.fail(f"{_printable(repr(value))} is not a number (e.g. 8192 or 0x2000)", param, ctx)
+        if n < 8192:
+            self.fail(f"{n} is not an LPI: LPIs are INTIDs 8192 (0x2000) and up", param, ctx)
+        return n
+
+
+@main.command("explain", epilog=epilog("gicsim explain scenarios/straggler-abort.yaml",
+                                       "gicsim explain reports/clean-migration --lpi 0x2001"))  # fmt: skip
 @click.argument("file", type=click.Path())
-@click.option("--lpi", type=click.IntRange(min=0), default=None,
+@click.option("--lpi", type=LpiId(), default=None,
               help="One LPI's life across both hosts instead: each raise, accept, drop, save, restore, "
-                   "delivery and EOI, with its kernel record and pending-table bit side by side.")  # fmt: skip
+                   "delivery and EOI, with its kernel record and pending-table bit side by side. "
+                   "An INTID of 8192 (0x2000) or more; decimal or hex (0x2000).")  # fmt: skip
 def explain_cmd(file: str, lpi: int | None = None) -> None:
     """Narrate a run (scenario FILE, run now, or a RUN_DIR): every migration step, every KVM
     call's result and why, and the causal chain of each lost, spurious or misrouted LPI."""
@@ -427,13 +597,20 @@ def explain_cmd(file: str, lpi: int | None = None) -> None:
     click.echo(terminal_safe(explain.explain(run_data)), nl=False)
 
 
-@main.command("diff")
+@main.command("diff", epilog=epilog("gicsim diff scenarios/clean-migration.yaml scenarios/ctlr-before-restore.yaml",
+                                    "gicsim diff reports/clean-migration reports/straggler-retry"))  # fmt: skip
 @click.argument("a", type=click.Path())
 @click.argument("b", type=click.Path())
 def diff_cmd(a: str, b: str) -> None:
     """Two runs side by side (scenario files, run now, or RUN_DIRs; typically one step order
     against another): the first divergence in plain words, the outcome difference, and the
-    ITS and the affected LPIs at that point on each side."""
+    ITS and the affected LPIs at that point on each side.
+
+    The traces are compared record by record (time, kind, side, fields): the first unequal
+    record is the first divergence, told with the migration step each side was in. Then what
+    each side did that the other did not, the summary keys that differ, and at the
+    divergence the ITS of every host (enabled, CREADR/CWRITER, devices, ITEs, collections)
+    and each affected LPI's kernel record and pending-table bit."""
     from gicsim.present.diff import diff_command
     from gicsim.present.output import terminal_safe
 
@@ -446,10 +623,18 @@ def _step_names() -> tuple[str, ...]:
     return tuple(SOURCE_STEPS) + tuple(s for s in DEST_STEPS if s not in SOURCE_STEPS)
 
 
-@main.command("tables")
+STEP_NAMES = ", ".join(_step_names())
+
+
+@main.command("tables", epilog=epilog("gicsim tables scenarios/clean-migration.yaml --at save_its_tables",
+                                      "gicsim tables reports/clean-migration --at memory --diff its_restore_tables",
+                                      exits="0 shown, 2 bad input or a step that did not run in that "
+                                            "migration (left out, or the migration stopped before it), 3 an "
+                                            "environment or internal error."))  # fmt: skip
 @click.argument("file", type=click.Path())
-@click.option("--at", "step", default=None,
-              help="Migration step after which to look (e.g. save_its_tables; default: the last save step that ended).")  # fmt: skip
+@click.option("--at", "step", default=None, metavar="STEP",
+              help="Migration step after which to look (default: the last save step that ended). "
+                   f"STEP is one of: {STEP_NAMES}.")  # fmt: skip
 @click.option("--side", type=click.Choice(["source", "destination"]), default=None,
               help="Whose guest memory (default: the side the step runs on).")  # fmt: skip
 @click.option("--migration", type=click.IntRange(min=1), default=1, show_default=True,
@@ -457,8 +642,9 @@ def _step_names() -> tuple[str, ...]:
 @click.option("--limit", type=click.IntRange(min=1), default=64, show_default=True,
               help="Entries shown per table.")  # fmt: skip
 @click.option("--queue", is_flag=True, help="Also decode the command queue (GITS_CBASER): queued and read commands.")
-@click.option("--diff", "diff_step", default=None,
-              help="Show only what changed in guest memory between the end of --at and the end of this step.")  # fmt: skip
+@click.option("--diff", "diff_step", default=None, metavar="STEP",
+              help="Show only what changed in guest memory between the end of --at and the end of this "
+                   "STEP (one of the --at names).")  # fmt: skip
 def tables_cmd(file: str, step: str | None, side: str | None, migration: int, limit: int, queue: bool = False,
                diff_step: str | None = None) -> None:  # fmt: skip
     """Hex dump of the DTE/ITE/CTE tables and pending tables in guest memory at the end of a
@@ -471,19 +657,16 @@ def tables_cmd(file: str, step: str | None, side: str | None, migration: int, li
         if val is not None and val not in names:
             _input_error([f"{opt}: unknown step {_printable(repr(val))}; valid steps: {', '.join(names)}"])
     sc = tables.load_input(file)  # a RUN_DIR: resolved.yaml only, never the trace
-    try:
-        if diff_step is None:
-            text = tables.render(tables.capture(sc, step, side, migration, limit, queue))
-        else:
-            big = 1 << 30  # every entry, for the comparison
-            first = tables.capture(sc, step, side, migration, big, queue) if step is None else None
-            a, b = tables.capture_steps(sc, [first.step if first else step, diff_step], side, migration, big, queue)  # type: ignore[list-item]
-            if first is not None:
-                a.why = first.why
-            text = tables.render_diff(a, b, limit)
-    except tables.TablesError as e:
-        click.echo(_printable(e, LINE_LIMIT), err=True)
-        sys.exit(1)
+    # a step that did not run (tables.TablesError) is an input error: the boundary, exit 2
+    if diff_step is None:
+        text = tables.render(tables.capture(sc, step, side, migration, limit, queue))
+    else:
+        big = 1 << 30  # every entry, for the comparison
+        first = tables.capture(sc, step, side, migration, big, queue) if step is None else None
+        a, b = tables.capture_steps(sc, [first.step if first else step, diff_step], side, migration, big, queue)  # type: ignore[list-item]
+        if first is not None:
+            a.why = first.why
+        text = tables.render_diff(a, b, limit)
     click.echo(terminal_safe(text), nl=False)
 
 

@@ -6,9 +6,10 @@
 ``fetch`` gets the sources (Debian's ``linux-source-X`` package, or the user's tree or
 tarball) into the cache and builds the library, one line per step. ``check`` runs the
 differential (:mod:`gicsim.linux.check`): N hypothesis streams through the Python model and
-the kernel library, the kernel side in child processes. Exit codes: 0 done (even with
-disagreements: they are the report), 2 a bad argument or not a kernel tree, 3 the
-environment (no compiler, no apt-get/package/network, a build failure, no hypothesis).
+the kernel library, the kernel side in child processes. Exit codes: 0 done (``check``: the
+model and the kernel agree; 1 they disagree), 2 a bad argument, not a kernel tree, or a tree
+or tarball the user named that does not compile, 3 the environment (no compiler, no
+apt-get/package/network, a release package that does not build, no hypothesis).
 Registered in ``gicsim.cli`` with ``main.add_command(kernel)``.
 """
 
@@ -26,6 +27,32 @@ kernel = click.Group("kernel", help="The kernel's own vGIC/ITS code as gicsim's 
                      "fetch and build it, check the model against it.")
 
 SOURCE_HELP = "a release (6.12, 6.1) or the path of a kernel tree or tarball"
+#: the seed is a hypothesis seed; chunk c of a check runs on SEED * 1000 + c
+SEED_MAX = 2**31 - 1
+_EXITS = ("2 a bad SOURCE (not a release, no such path, not a kernel tree, an unreadable "
+          "tarball, a tree that does not compile), 3 the environment (no C compiler, no "
+          "apt-get or package or network, a release package that does not build).")  # fmt: skip
+FETCH_EPILOG = f"""\b
+Examples:
+  gicsim kernel fetch 6.12
+  gicsim kernel fetch ~/src/linux
+  gicsim kernel fetch linux-6.12.117.tar.xz
+
+SOURCE is a release (Debian's linux-source-6.12 / linux-source-6.1, fetched with apt-get
+download), a kernel tree (a directory with arch/arm64/kvm/vgic/vgic-its.c), or a tarball of
+one: .tar, .tar.gz/.tgz, .tar.xz/.txz, .tar.bz2. Only the vGIC/ITS files are copied, into
+the cache: $GICSIM_CACHE_DIR/kernel/, else $XDG_CACHE_HOME/gicsim/kernel/, else
+~/.cache/gicsim/kernel/ (a tree or tarball under a name keyed by its contents).
+
+Exit status: 0 done, {_EXITS}"""
+CHECK_EPILOG = f"""\b
+Examples:
+  gicsim kernel check 6.12
+  gicsim kernel check 6.1 --streams 20000 --seed 7 --json
+  gicsim kernel check ~/src/linux --skip-known
+
+Exit status: 0 the model and the kernel agree on every stream, 1 they disagree (the first
+disagreement is printed, minimised), {_EXITS}"""
 
 
 def _fail(e: KernelRefError) -> None:
@@ -33,11 +60,12 @@ def _fail(e: KernelRefError) -> None:
     sys.exit(2 if isinstance(e, KernelInputError) else 3)
 
 
-@kernel.command("fetch")
-@click.argument("source", metavar="6.12|6.1|PATH")
+@kernel.command("fetch", epilog=FETCH_EPILOG)
+@click.argument("source", metavar="6.12|6.1|PATH", type=click.Path())
 @click.option("--force", is_flag=True, help="fetch and rebuild even if cached")
 def fetch_cmd(source: str, force: bool) -> None:
-    """Fetch the sources of SOURCE (a release or a path) and build the library."""
+    """Fetch the sources of SOURCE (a release, a kernel tree or a tarball) into the cache
+    and build the kernel library from them (reused when nothing changed)."""
     from gicsim.linux.build import build
     from gicsim.linux.fetch import fetch
 
@@ -55,21 +83,20 @@ def fetch_cmd(source: str, force: bool) -> None:
         _fail(e)
 
 
-@kernel.command("check")
-@click.argument("source", metavar="6.12|6.1|PATH")
+@kernel.command("check", epilog=CHECK_EPILOG)
+@click.argument("source", metavar="6.12|6.1|PATH", type=click.Path())
 @click.option("--streams", "n", type=click.IntRange(1, 10_000_000), default=2000,
               show_default=True, help="how many random streams")
-@click.option("--seed", type=click.IntRange(0, 2**31), default=12, show_default=True,
-              help="hypothesis seed (same seed, same streams)")
+@click.option("--seed", type=click.IntRange(0, SEED_MAX), default=12, show_default=True,
+              help=f"hypothesis seed, 0 to {SEED_MAX} (2**31 - 1: a non-negative 32-bit "
+                   "integer, so it can be passed on to any tool as is; chunk c of the check "
+                   "runs on hypothesis seed SEED*1000+c); same seed, same streams")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 @click.option("--skip-known", is_flag=True,
               help="leave out steps that reach the known, pinned disagreements")
 def check_cmd(source: str, n: int, seed: int, as_json: bool, skip_known: bool) -> None:
-    """Run N streams through the model and the kernel library; count disagreements.
-
-    Exit 0 when the model and the kernel agree on every stream, 1 when they disagree (the
-    first disagreement is printed, minimised), 2 for a bad SOURCE, 3 when the kernel cannot
-    be fetched or built."""
+    """Run N random streams of ITS commands and MMIO accesses through the Python model and
+    the kernel library of SOURCE (fetched and built first if needed); count disagreements."""
     from gicsim.linux.check import check
 
     def progress(msg: str) -> None:

@@ -97,9 +97,9 @@ def test_cli_tables(tmp_path):
     assert r.exit_code == 0, r.output
     assert re.search(r"pending LPIs 8193, 8195, 8197, .*8223", r.output)
     r = CliRunner().invoke(main, ["tables", str(SC / "creadr-before-cbaser.yaml"), "--at", "gits_iidr"])
-    assert r.exit_code == 1 and "not among the steps" in r.stderr
+    assert r.exit_code == 2 and "not among the steps" in r.stderr
     r = CliRunner().invoke(main, ["tables", str(SC / "straggler-abort.yaml"), "--at", "memory"])
-    assert r.exit_code == 1 and "never ended" in r.stderr
+    assert r.exit_code == 2 and "never ended" in r.stderr
     r = CliRunner().invoke(main, ["tables", str(SC / "creadr-before-cbaser.yaml"), "--at", "memory",
                                   "--side", "source", "--limit", "2"])  # fmt: skip
     assert r.exit_code == 0 and "of vm0 (source of migration 1)" in r.output and "more entries not shown" in r.output

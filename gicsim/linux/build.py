@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from gicsim.linux.errors import KernelRefError
+from gicsim.linux.errors import KernelInputError, KernelRefError
 from gicsim.linux.fetch import SourceTree, fetch
 
 HERE = Path(__file__).resolve().parent
@@ -218,6 +218,20 @@ def _first_error(log: str) -> str:
     return lines[0].strip() if lines else "unknown error"
 
 
+def _build_failed(tree: SourceTree, message: str) -> KernelRefError:
+    """A failed compile or link. Of a tree or tarball the user named: that input does not
+    compile (:class:`KernelInputError`, exit 2), told with the user's own paths instead of
+    the cached copy's; of a release package: an environment error (exit 3)."""
+    origin, user = tree.identity.get("origin"), tree.identity.get("path")
+    if origin not in ("tree", "tarball") or not user:
+        return KernelRefError(message)
+    root = str(tree.root).rstrip("/") + "/"
+    cited = message.split(" [log: ")
+    # a tree: its own file; a tarball: the member's path inside it (the label names the tarball)
+    cited[0] = cited[0].replace(root, user.rstrip("/") + "/" if origin == "tree" else "")
+    return KernelInputError(" [log: ".join(cited))
+
+
 def build(source: SourceTree | str = "6.12", *, sanitize: bool = False, force: bool = False,
           jobs: int | None = None, cache_dir: str | os.PathLike | None = None) -> Library:
     """Build (or reuse) the library for ``source``: a SourceTree, a release name or a path
@@ -271,14 +285,14 @@ def build(source: SourceTree | str = "6.12", *, sanitize: bool = False, force: b
     failed = [(s, err) for s, rc, err in results if rc]
     if failed:
         src, err = failed[0]
-        raise KernelRefError(f"build of {src.name} ({tree.label}) failed: {_first_error(err)} "
-                             f"[log: {stage / 'build.log'}]")
+        raise _build_failed(tree, f"build of {src.name} ({tree.label}) failed: {_first_error(err)} "
+                                  f"[log: {stage / 'build.log'}]")  # fmt: skip
     objs = sorted(str(p) for p in (stage / "obj").glob("*.o"))
     link = [cc, "-shared", "-Wl,--no-undefined", "-Wl,-Bsymbolic",
             *(SAN_FLAGS[:1] if sanitize else ()), "-o", str(stage / LIB_NAME), *objs]
     r = subprocess.run(link, capture_output=True, text=True)
     if r.returncode:
-        raise KernelRefError(f"link of {LIB_NAME} ({tree.label}) failed: {_first_error(r.stderr)}")
+        raise _build_failed(tree, f"link of {LIB_NAME} ({tree.label}) failed: {_first_error(r.stderr)}")
     seconds = time.monotonic() - t0
     (stage / "build.json").write_text(json.dumps({
         "key": key, "sanitize": sanitize, "cc": _cc_version(cc), "cflags": flags,

@@ -247,6 +247,12 @@ def _tree_hash(paths: dict[str, Path]) -> str:
     return h.hexdigest()
 
 
+def _named(t: SourceTree, src: Path) -> SourceTree:
+    """A cached tree or tarball as the path the user named now (the cache is keyed by
+    content: its ``source.json`` may name an earlier path of the same files)."""
+    return SourceTree(t.root, {**t.identity, "path": str(src)})
+
+
 def fetch(what: str, *, cache_dir: str | os.PathLike | None = None, force: bool = False,
           log=None) -> SourceTree:
     """Return the extracted sources for ``what`` (a release name or a path), fetching and
@@ -285,18 +291,22 @@ def fetch(what: str, *, cache_dir: str | os.PathLike | None = None, force: bool 
         return _write_identity(root, ident)
 
     src = Path(what).expanduser()
-    if not src.exists():
+    try:
+        there = what != "" and src.exists()  # "" is no path (Path("") would be ".")
+        src = src.resolve()
+    except OSError as e:  # ENAMETOOLONG, EACCES, ...: the name the user gave is unusable
+        raise KernelInputError(f"cannot use {what!r}: {e.strerror or type(e).__name__}") from None
+    if not there:
         raise KernelInputError(
             f"{what!r} is neither a release ({', '.join(RELEASES)}) nor an existing path"
         )
-    src = src.resolve()
     base.mkdir(parents=True, exist_ok=True)
     if src.is_dir():
         _check_tree(src, str(src))
         paths = {rel: src / rel for rel in WANTED if (src / rel).is_file()}
         root = base / f"tree-{_tree_hash(paths)[:16]}"
         if not force and (t := _load(root)) is not None:
-            return t
+            return _named(t, src)
         with tempfile.TemporaryDirectory(dir=base, prefix=".fetch-") as tmp:
             stage = Path(tmp) / "tree"
             for rel, p in paths.items():
@@ -316,7 +326,7 @@ def fetch(what: str, *, cache_dir: str | os.PathLike | None = None, force: bool 
             digest.update(chunk)
     root = base / f"tarball-{digest.hexdigest()[:16]}"
     if not force and (t := _load(root)) is not None:
-        return t
+        return _named(t, src)
     with tempfile.TemporaryDirectory(dir=base, prefix=".fetch-") as tmp:
         stage = Path(tmp) / "tree"
         stage.mkdir()
