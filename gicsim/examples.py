@@ -22,9 +22,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from gicsim.present import explain, report
-from gicsim.present.rundata import RunData, run_scenario_file
 
 REPO = Path(__file__).resolve().parent.parent
 SCENARIOS = REPO / "scenarios"
@@ -77,8 +77,21 @@ class NoScenarios(Exception):
     """The shipped scenarios are not where this command looks (a non-editable install)."""
 
 
-def _run(scenarios: Path, name: str) -> RunData:
-    return run_scenario_file(scenarios / f"{name}.yaml")
+def _load_all(scenarios: Path, names: list[str]) -> dict[str, Any]:
+    """Every scenario validated before any is run: RunInputError with all their problems."""
+    from gicsim.present.rundata import RunInputError
+    from gicsim.scenario import ScenarioError, load_scenario
+
+    loaded: dict[str, Any] = {}
+    problems: list[str] = []
+    for name in dict.fromkeys(names):
+        try:
+            loaded[name] = load_scenario(scenarios / f"{name}.yaml")
+        except ScenarioError as e:
+            problems += list(e.problems)
+    if problems:
+        raise RunInputError(problems)
+    return loaded
 
 
 def find_scenarios(given: str | None) -> Path:
@@ -96,26 +109,54 @@ def find_scenarios(given: str | None) -> Path:
                       "--scenarios CLONE/scenarios")  # fmt: skip
 
 
+#: the first lines of the index this script writes: how a README.md of an older run of it
+#: (before the directory had a manifest) is told from the user's own
+INDEX_MARK = INDEX.split("|")[0][:80]
+
+
+def _ours(out: Path) -> tuple[str, ...]:
+    """What an older run of this script left in ``out`` (no manifest): the example
+    directories, the hazard map's, and README.md when it is this script's index."""
+    names = (*(n for n, _ in SINGLE), *COMPARISONS, "hazards")
+    readme = out / "README.md"
+    try:
+        with open(readme, "rb") as f:  # noqa: PTH123 - a bounded read
+            if not readme.is_symlink() and f.read(len(INDEX_MARK.encode())) == INDEX_MARK.encode():
+                names += ("README.md",)
+    except OSError:
+        pass
+    return names
+
+
 def generate(out: Path, scenarios: Path = SCENARIOS) -> list[Path]:
-    written = []
-    runs: dict[str, RunData] = {}
+    """Validate every scenario, run them, check every output directory, then write: on any
+    problem (RunInputError, OutputError) nothing is written."""
+    from gicsim.present.output import check_report_dir, write_report_dir
+    from gicsim.present.rundata import from_result
+    from gicsim.sim.simulation import run as run_scenario
+
+    loaded = _load_all(scenarios, [n for n, _ in SINGLE] + [n for ns in COMPARISONS.values() for n in ns])
+    check_report_dir(out, ["README.md"], also_ours=_ours(out))  # before the runs: fail fast
+    runs = {name: from_result(run_scenario(sc), origin=str(scenarios / f"{name}.yaml")) for name, sc in loaded.items()}
+    plan: list[tuple[Path, dict[str, bytes]]] = []
     for name, with_perfetto in SINGLE:
-        run = runs.setdefault(name, _run(scenarios, name))
+        run = runs[name]
         files = report.run_files(run) | report.report_files(run, perfetto=with_perfetto)
         files["explain.md"] = explain.explain(run).encode()
-        report.publish(files, out / name)
-        written.append(out / name)
+        plan.append((out / name, files))
     for cname, names in COMPARISONS.items():
-        cr = [runs.setdefault(n, _run(scenarios, n)) for n in names]
-        doc = report.build_comparison(cr, [r.name for r in cr])
-        report.publish(report.render_files(doc), out / cname)
-        written.append(out / cname)
-    rows = "\n".join(f"| [{d.name}]({d.name}/report.md) ([HTML]({d.name}/report.html)) | {WHAT.get(d.name, '')} |" for d in written)
-    rows += "\n" + HAZARDS_ROW
-    from gicsim.present.output import write_text_atomic
-
-    write_text_atomic(out / "README.md", INDEX.format(rows=rows))
-    return written
+        cr = [runs[n] for n in names]
+        plan.append((out / cname, report.render_files(report.build_comparison(cr, [r.name for r in cr]))))
+    rows = "\n".join(f"| [{d.name}]({d.name}/report.md) ([HTML]({d.name}/report.html)) | {WHAT.get(d.name, '')} |"
+                     for d, _ in plan)  # fmt: skip
+    index = {"README.md": INDEX.format(rows=rows + "\n" + HAZARDS_ROW).encode()}
+    check_report_dir(out, index, also_ours=_ours(out))
+    for target, files in plan:
+        report.publish(files, target, check_only=True)
+    for target, files in plan:
+        report.publish(files, target)
+    write_report_dir(out, index, also_ours=_ours(out))
+    return [d for d, _ in plan]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -53,6 +53,7 @@ from gicsim.sweeps import (
     set_path,
 )
 from gicsim.sweeps.failures import first_line, release, run_failed_line
+from gicsim.sweeps.runner import SWEEP_FILES
 
 __all__ = ["METRICS", "Run", "Sweep", "SweepError", "comparison", "execute", "finish", "flat_row",
            "load_sweep", "run_one", "scenario_key", "set_path", "sweep"]  # fmt: skip
@@ -108,14 +109,10 @@ def sweep(sweep_file: str, jobs: int, dask_address: str | None, dask_timeout: fl
     Exit status: 0 done; 2 bad sweep file or options; 3 cannot reach the scheduler,
     cannot write the results, or a run failed; 130/143 interrupted.
     """
-    if not 1 <= jobs <= MAX_JOBS:
-        _fail(2, f"gicsim: -j/--jobs: expected 1..{MAX_JOBS} worker processes, got {jobs}")
-    if dask_address is not None and jobs != 1:
-        _fail(2, "gicsim: -j/--jobs and --dask exclude each other (the cluster has its own workers)")
-    if not 0 < dask_timeout <= MAX_DASK_TIMEOUT_S:  # also refuses nan
-        _fail(2, f"gicsim: --dask-timeout: expected 0 < SECONDS <= {MAX_DASK_TIMEOUT_S:g}, got {dask_timeout}")
-    if dask_address is None and any((dask_tls_ca, dask_tls_cert, dask_tls_key)):
-        _fail(2, "gicsim: --dask-tls-* need --dask ADDRESS")
+    from gicsim.sweeps.runner import check_options
+
+    check_options(jobs, dask_address, dask_timeout, (dask_tls_ca, dask_tls_cert, dask_tls_key), _fail,
+                  MAX_DASK_TIMEOUT_S)  # fmt: skip
     try:
         with _signals():
             _sweep(sweep_file, jobs, dask_address, dask_timeout, (dask_tls_ca, dask_tls_cert, dask_tls_key),
@@ -141,14 +138,9 @@ def _sweep(sweep_file: str, jobs: int, dask_address: str | None, dask_timeout: f
            progress: bool) -> None:  # fmt: skip
     """The sweep command's one error boundary: input errors exit 2, environment and
     internal errors exit 3, one line each."""
-    from gicsim.sweeps.runner import DaskAddressError, StoreError, dask_client
-    from gicsim.sweeps.runner import dask_address as parse_address
+    from gicsim.present.output import OutputError
+    from gicsim.sweeps.runner import StoreError, StoreLocationError, claim_results, dask_executor
 
-    if dask_address is not None:
-        try:
-            parse_address(dask_address)
-        except DaskAddressError as e:
-            _fail(2, f"gicsim: {e}")
     try:
         sw = load_sweep(sweep_file)
     except SweepError as e:
@@ -156,22 +148,13 @@ def _sweep(sweep_file: str, jobs: int, dask_address: str | None, dask_timeout: f
     except (RecursionError, MemoryError) as e:
         _fail(2, f"{sweep_file}: too large or nested too deeply ({type(e).__name__})")
     out = Path(outdir) if outdir else Path("reports") / sw.name
-    if out.exists() and not out.is_dir():
-        _fail(2, f"gicsim: -o/--output: {out} exists and is not a directory")
+    claim_results(out, "sweep", SWEEP_FILES, ("summaries.parquet",), _fail, write=False)
     client = executor = None
     ok = False
     try:
         if dask_address is not None:
-            try:
-                client = dask_client(dask_address, dask_timeout, *tls)
-            except DaskAddressError as e:
-                _fail(2, f"gicsim: {e}")
-            except ConnectionError as e:
-                # a half-made Client closes itself when collected and may time out doing so
-                # ("Exception ignored in Client.__del__", a traceback): we leave with one line
-                sys.unraisablehook = lambda _: None
-                _fail(3, f"gicsim: {e}")
-            executor = client.get_executor()
+            client, executor = dask_executor(dask_address, dask_timeout, tls, _fail)
+        claim_results(out, "sweep", SWEEP_FILES, ("summaries.parquet",), _fail)
         rows, ran = execute(sw, out, executor, progress=progress, warn=lambda s: click.echo(s, err=True),
                             jobs=jobs)  # fmt: skip
         finish(rows, out, sw.report)
@@ -181,8 +164,12 @@ def _sweep(sweep_file: str, jobs: int, dask_address: str | None, dask_timeout: f
         raise
     except RunFailed as e:
         _fail(3, run_failed_line(e, out, dask=client is not None))
+    except StoreLocationError as e:
+        _fail(2, f"gicsim: {e}")
     except StoreError as e:
         _fail(3, f"gicsim: {e}")
+    except OutputError as e:
+        _fail(2, *e.lines)
     except OSError as e:
         _fail(3, f"gicsim: cannot write the sweep results in {out}: {e.strerror or e}"
                  + (f" ({e.filename})" if e.filename else ""))  # fmt: skip
@@ -195,3 +182,4 @@ def _sweep(sweep_file: str, jobs: int, dask_address: str | None, dask_timeout: f
 
 
 _first_line = first_line
+

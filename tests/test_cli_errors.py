@@ -94,10 +94,11 @@ def test_an_environment_error_in_any_command_is_one_line_exit_3(tmp_path, monkey
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EACCES], ids=errno.errorcode.get)
 @pytest.mark.parametrize("cmd", ["run", "report", "sweep"])
 def test_a_failing_writer_is_one_line_exit_3_and_nothing_half_written(tmp_path, monkeypatch, run_dir, cmd, code):
+    """Every temp file the one writer creates (_create_temp) fails: run, report and sweep exit 3."""
     from gicsim.present import output
 
     args = args_for(cmd, tmp_path, run_dir)
-    monkeypatch.setattr(output, "_atomic_in", _raise(OSError(code, os.strerror(code), "x.tmp")))
+    monkeypatch.setattr(output, "_create_temp", _raise(OSError(code, os.strerror(code), "x.tmp")))
     line = one_line(CliRunner().invoke(main, args), 3)
     assert line.startswith("gicsim: ") and os.strerror(code) in line  # (sweep says more)
     if cmd != "sweep":

@@ -107,7 +107,9 @@ def test_write_puts_four_files_deterministically(result, tmp_path):
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
     html = (a / "report.html").read_text()
     assert html.count("<svg") == 1 and "<img" not in html and "http://" not in html.replace("http://www.w3.org", "")
-    assert sorted(p.name for p in a.iterdir()) == sorted(R.FILES)  # nothing else, no temporaries
+    # nothing else, no temporaries: the files and the manifest of a hazard map
+    assert sorted(p.name for p in a.iterdir()) == sorted([*R.FILES, ".gicsim-report.json"])
+    assert json.loads((a / ".gicsim-report.json").read_text())["gicsim"] == "hazards"
 
 
 # ============================================================================ matrix ====

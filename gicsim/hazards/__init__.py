@@ -35,9 +35,9 @@ def space_for(scenario: str | Path, space_file: str | Path | None = None) -> Spa
 
         raise SweepError([f"{scenario}: the scenario has no migration: there are no destination steps to order"])
     if space_file is None:
-        return expand(base, {})
+        return expand(base, {}, scenario=scenario)
     dims, pos, where = load_space_file(space_file)
-    return expand(base, dims, pos, where)
+    return expand(base, dims, pos, where, scenario=scenario)
 
 
 def explore(space: Space, outdir: Path, source: str, executor: Executor | None = None, jobs: int = 1,

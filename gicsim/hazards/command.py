@@ -62,14 +62,10 @@ def hazards(scenario: str, space_file: str | None, jobs: int, dask_address: str 
     Exit status: 0 done; 2 bad scenario, space file or options; 3 cannot reach the
     scheduler, cannot write the results, or a run failed; 130/143 interrupted.
     """
-    if not 1 <= jobs <= MAX_JOBS:
-        _fail(2, f"gicsim: -j/--jobs: expected 1..{MAX_JOBS} worker processes, got {jobs}")
-    if dask_address is not None and jobs != 1:
-        _fail(2, "gicsim: -j/--jobs and --dask exclude each other (the cluster has its own workers)")
-    if not 0 < dask_timeout <= MAX_DASK_TIMEOUT_S:
-        _fail(2, f"gicsim: --dask-timeout: expected 0 < SECONDS <= {MAX_DASK_TIMEOUT_S:g}, got {dask_timeout}")
-    if dask_address is None and any((dask_tls_ca, dask_tls_cert, dask_tls_key)):
-        _fail(2, "gicsim: --dask-tls-* need --dask ADDRESS")
+    from gicsim.sweeps.runner import check_options
+
+    check_options(jobs, dask_address, dask_timeout, (dask_tls_ca, dask_tls_cert, dask_tls_key), _fail,
+                  MAX_DASK_TIMEOUT_S)  # fmt: skip
     from gicsim.sweeps.runner import signals_stop_the_sweep
 
     try:
@@ -90,21 +86,16 @@ def _hazards(scenario: str, space_file: str | None, jobs: int, dask_address: str
              tls: tuple[str | None, str | None, str | None], outdir: str | None, as_json: bool,
              progress: bool) -> None:  # fmt: skip
     from gicsim.hazards import explore, space_for
-    from gicsim.present.output import write_json_atomic
+    from gicsim.present.output import OutputError
     from gicsim.scenario import ScenarioError
     from gicsim.sweeps.runner import (
-        DaskAddressError,
         StoreError,
+        StoreLocationError,
+        claim_results,
         critical,
-        dask_client,
+        dask_executor,
     )
-    from gicsim.sweeps.runner import dask_address as parse_address
 
-    if dask_address is not None:
-        try:
-            parse_address(dask_address)
-        except DaskAddressError as e:
-            _fail(2, f"gicsim: {e}")
     try:
         space = space_for(scenario, space_file)
     except ScenarioError as e:
@@ -114,8 +105,9 @@ def _hazards(scenario: str, space_file: str | None, jobs: int, dask_address: str
     except (RecursionError, MemoryError) as e:
         _fail(2, f"{space_file or scenario}: too large or nested too deeply ({type(e).__name__})")
     out = Path(outdir) if outdir else Path("reports") / f"hazards-{space.base['name']}"
-    if out.exists() and not out.is_dir():
-        _fail(2, f"gicsim: -o/--output: {out} exists and is not a directory")
+    from gicsim.hazards.report import HAZARD_FILES
+
+    claim_results(out, "hazards", HAZARD_FILES, ("hazards.json",), _fail, write=False)
     click.echo(f"{space.base['name']}: {space.runs:,} runs ({len(space.orders):,} orders + "
                f"{len(space.left_out)} left out, x {len(space.combos)} combination"
                f"{'s' if len(space.combos) != 1 else ''} of the other dimensions) -> {out}", err=True)  # fmt: skip
@@ -123,28 +115,25 @@ def _hazards(scenario: str, space_file: str | None, jobs: int, dask_address: str
     ok = False
     try:
         if dask_address is not None:
-            try:
-                client = dask_client(dask_address, dask_timeout, *tls)
-            except DaskAddressError as e:
-                _fail(2, f"gicsim: {e}")
-            except ConnectionError as e:
-                sys.unraisablehook = lambda _: None
-                _fail(3, f"gicsim: {e}")
-            executor = client.get_executor()
+            client, executor = dask_executor(dask_address, dask_timeout, tls, _fail)
+        claim_results(out, "hazards", HAZARD_FILES, ("hazards.json",), _fail)
         result = explore(space, out, scenario, executor, jobs=jobs, progress=progress,
                          warn=lambda s: click.echo(s, err=True))  # fmt: skip
         result["space_file"] = space_file
         with critical():
-            write_json_atomic(out / "hazards.json", result)
-            _report(result, out)
+            _write(result, out)
         ok = True
     except SweepInterrupted as e:
         e.args = (e.args[0], str(out))
         raise
     except RunFailed as e:
         _fail(3, run_failed_line(e, out, dask=client is not None))
+    except StoreLocationError as e:
+        _fail(2, f"gicsim: {e}")
     except StoreError as e:
         _fail(3, f"gicsim: {e}")
+    except OutputError as e:
+        _fail(2, *e.lines)
     except OSError as e:
         _fail(3, f"gicsim: cannot write the hazard results in {out}: {e.strerror or e}"
                  + (f" ({e.filename})" if e.filename else ""))  # fmt: skip
@@ -158,17 +147,20 @@ def _hazards(scenario: str, space_file: str | None, jobs: int, dask_address: str
         return
     n_clean = sum(c["count"] for c in result["classes"] if c["clean"])
     cons = ", ".join(f"{a} < {b}" for a, b in result["constraints"]) or "none"
+    speed = (f"{result['runs_per_s']} runs/s" if result.get("ran_now", 1)
+             else f"all {result['runs']:,} runs from the store")  # fmt: skip
     click.echo(f"{result['scenario']}: {result['runs']:,} runs, {len(result['classes'])} classes "
-               f"({n_clean:,} clean runs), {result['runs_per_s']} runs/s")  # fmt: skip
+               f"({n_clean:,} clean runs), {speed}")  # fmt: skip
     click.echo(f"  constraints: {cons} (check {'holds' if result['constraint_check']['holds'] else 'FAILS'})")
     click.echo(f"  results: {out}/hazards.json")
 
 
-def _report(result: dict[str, typing.Any], out: Path) -> None:
-    """report.md / report.html (gicsim.hazards.report, when it is there)."""
-    import importlib
-    import importlib.util
+def _write(result: dict[str, typing.Any], out: Path) -> None:
+    """hazards.json and the report into OUT, through the one writer of result directories
+    (only over files a hazard map wrote there)."""
+    from gicsim.hazards import report
+    from gicsim.present.output import write_report_dir
 
-    if importlib.util.find_spec("gicsim.hazards.report") is None:
-        return
-    importlib.import_module("gicsim.hazards.report").write(result, out)
+    files = {"hazards.json": (json.dumps(result, indent=2, default=str) + "\n").encode()}
+    files |= report.files(result)
+    write_report_dir(out, files, kind="hazards", fixed=report.HAZARD_FILES, stores=("runs",))

@@ -26,6 +26,8 @@ from gicsim.present.document import Doc
 
 #: the files :func:`write` writes (plots: ``precedence`` as PNG and SVG)
 FILES = ("report.md", "report.html", "precedence.png", "precedence.svg")
+#: every file ``gicsim hazards`` writes in OUT (beside its store ``runs/``)
+HAZARD_FILES = ("hazards.json", *FILES)
 
 
 def arrow(order: Sequence[str] | None) -> str:
@@ -236,13 +238,11 @@ def files(result: dict[str, Any]) -> dict[str, bytes]:
 
 
 def write(result: dict[str, Any], outdir: Path) -> list[Path]:
-    """Write report.md, report.html and the matrix plot (PNG, SVG) into ``outdir`` (which
-    the caller chose and made), each file atomically; return their paths."""
-    from gicsim.present.output import write_bytes_atomic
+    """Write report.md, report.html and the matrix plot (PNG, SVG) into ``outdir`` through the
+    one writer of result directories (a hazard map's manifest; never over a user's file);
+    return their paths."""
+    from gicsim.present.output import write_report_dir
 
-    outdir = Path(outdir)
-    written = []
-    for name, data in files(result).items():
-        write_bytes_atomic(outdir / name, data)
-        written.append(outdir / name)
-    return written
+    out = files(result)
+    write_report_dir(outdir, out, kind="hazards", fixed=HAZARD_FILES, stores=("runs",))
+    return [Path(outdir) / name for name in out]

@@ -24,11 +24,12 @@ import copy
 import itertools
 import math
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import attrs
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -39,12 +40,21 @@ from pydantic import (
 )
 
 from gicsim.scenario import ScenarioError, resolved_dict
-from gicsim.scenario.errors import _show
+from gicsim.scenario.errors import _fail, _show
 from gicsim.scenario.fields import _suggest
-from gicsim.scenario.load import _validate
-from gicsim.scenario.messages import _sorted_unique
-from gicsim.scenario.yamlpos import _Positions
-from gicsim.sweeps.spec import SweepError, _at, _copy_positions, _model_problems, _parse, set_path
+from gicsim.scenario.load import InputFileError, _validate, read_input_file
+from gicsim.scenario.messages import _format_path, _position, _sorted_unique
+from gicsim.scenario.yamlpos import MAX_FILE_BYTES, _Positions, parse_yaml
+from gicsim.sweeps.spec import (
+    MAX_SWEEP_BYTES,
+    MAX_SWEEP_NODES,
+    SweepError,
+    _at,
+    _copy_positions,
+    _expanded_too_large,
+    _model_problems,
+    set_path,
+)
 
 MAX_HAZARD_RUNS = 200_000  # ~1 KiB of parent memory per run; the default space of 8 steps is 40,328
 MAX_PERMUTED_STEPS = 9  # "all" orders of more steps than this (10! = 3.6 M) are refused
@@ -65,10 +75,31 @@ class _M(BaseModel):
 Values = Annotated[list[Any], Field(min_length=1)]
 
 
+def _orders(v: Any) -> Any:
+    """``all`` or a non-empty list of step orders (lists of step names): one message each,
+    not one per member of a type union."""
+    if v == "all":
+        return v
+    if not isinstance(v, list):
+        raise ValueError(f"expected 'all' or a list of step orders, got {_show(v)}")
+    if not v:
+        raise ValueError("expected 'all' or at least one step order, got an empty list")
+    problems = [((i,), f"expected a step order (a list of step names), got {_show(o)}", False)
+                for i, o in enumerate(v) if not isinstance(o, list)]  # fmt: skip
+    problems += [((i, j), f"expected a step name, got {_show(x)}", False) for i, o in enumerate(v)
+                 if isinstance(o, list) for j, x in enumerate(o) if not isinstance(x, str)]  # fmt: skip
+    if problems:
+        _fail(*problems)
+    return v
+
+
+Orders = Annotated[Any, BeforeValidator(_orders)]  # "all" or list[list[str]]
+
+
 class SpaceFile(_M):
-    destination_orders: Literal["all"] | Annotated[list[list[StrictStr]], Field(min_length=1)] = "all"
+    destination_orders: Orders = "all"
     leave_out: StrictBool = True
-    source_orders: Literal["all"] | Annotated[list[list[StrictStr]], Field(min_length=1)] | None = None
+    source_orders: Orders | None = None
     quiesce_devices: Annotated[list[StrictBool], Field(min_length=1)] | None = None
     straggler_exit_us: Annotated[list[StrictInt | StrictFloat], Field(min_length=1)] | None = None
     on_ebusy: Values | None = None
@@ -149,6 +180,57 @@ def default_dims() -> dict[str, Any]:
     return {"destination_orders": "all", "leave_out": True}
 
 
+def _parse(path: Path) -> tuple[Any, _Positions]:
+    """A space file's YAML with positions, read as a sweep file is (the same caps)."""
+    where = str(path)
+    try:
+        data = read_input_file(path, MAX_SWEEP_BYTES, "space", "MAX_SWEEP_BYTES")
+    except InputFileError as e:
+        raise SweepError([f"{where}: {e.reason}"]) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise SweepError([f"{where}:{line}:{col}: <file>: not valid UTF-8 "
+                          f"(byte 0x{data[e.start]:02x})"]) from None  # fmt: skip
+    if _expanded_too_large(text, MAX_SWEEP_NODES):  # before anything expands
+        raise SweepError([f"{where}:1:1: <yaml>: more than {MAX_SWEEP_NODES:,} values after alias "
+                          "expansion (MAX_SWEEP_NODES; aliases expanding?)"])  # fmt: skip
+    try:
+        doc = parse_yaml(text, where)
+    except ScenarioError as e:
+        raise SweepError(e.problems) from None
+    if doc.problems:
+        located = []
+        for path_, msg, *at in doc.problems:
+            line, col = at if at else _position(tuple(path_), True, False, doc.pos)
+            located.append((line, col, f"{where}:{line}:{col}: {_format_path(tuple(path_))}: {msg}"))
+        raise SweepError(_sorted_unique(located))
+    if doc.raw is None:
+        raise SweepError([f"{where}:1:1: <root>: empty space file (expected a mapping with keys "
+                          f"such as {', '.join(DIMENSIONS[:3])})"])  # fmt: skip
+    return doc.raw, doc.pos
+
+
+def _duplicates(dims: dict[str, Any], where: str, pos: _Positions) -> list[tuple[int, int, str]]:
+    """A value listed twice in a dimension would only run the same combinations again."""
+    out = []
+    for dim, values in dims.items():
+        if not isinstance(values, list):
+            continue
+        first: dict[str, int] = {}
+        for i, v in enumerate(values):
+            key = _key(v)
+            if key in first:
+                out.append(_at(where, pos, (dim, i), f"duplicate value (the same as item "
+                                                     f"{first[key]}): it would run the same "
+                                                     "combinations again"))  # fmt: skip
+            else:
+                first[key] = i
+    return out
+
+
 def load_space_file(path: str | Path) -> tuple[dict[str, Any], _Positions, str]:
     """Read and shape-check a space file; raises SweepError with located lines."""
     path = Path(path)
@@ -168,13 +250,17 @@ def load_space_file(path: str | Path) -> tuple[dict[str, Any], _Positions, str]:
     except ValidationError as e:
         raise SweepError(_model_problems(e, raw, pos, where)) from None
     dims = {k: getattr(spec, k) for k in DIMENSIONS if k in spec.model_fields_set}
+    dup = _duplicates(dims, where, pos)
+    if dup:
+        raise SweepError(_sorted_unique(dup))
     return dims, pos, where
 
 
 def expand(base: dict[str, Any], dims: dict[str, Any], pos: _Positions | None = None,
-           where: str = "<space>") -> Space:  # fmt: skip
+           where: str = "<space>", scenario: str | Path | None = None) -> Space:  # fmt: skip
     """The space over ``base`` (a resolved scenario dict); raises SweepError, each problem
-    placed at the space-file value that caused it."""
+    placed at the space-file value that caused it (``scenario``: the file ``base`` was read
+    from, for a problem of the scenario's own, such as too many steps for 'all')."""
     pos = pos or _Positions()
     steps = _dest_steps(base)
     if not steps:
@@ -185,9 +271,12 @@ def expand(base: dict[str, Any], dims: dict[str, Any], pos: _Positions | None = 
     dest = asked["destination_orders"]
     if dest == "all":
         if len(steps) > MAX_PERMUTED_STEPS:
-            located.append(_at(where, pos, ("destination_orders",),
-                               f"{math.factorial(len(steps)):,} orders of {len(steps)} steps; 'all' is "
-                               f"refused above {MAX_PERMUTED_STEPS} steps: list the orders"))  # fmt: skip
+            msg = (f"{math.factorial(len(steps)):,} orders of {len(steps)} steps; 'all' is refused "
+                   f"above {MAX_PERMUTED_STEPS} steps")  # fmt: skip
+            if "destination_orders" not in dims:  # the default space: the scenario's steps
+                raise SweepError([_steps_problem(scenario, f"{msg} (the default space, every "
+                                                 "order): give --space with the orders listed")])  # fmt: skip
+            located.append(_at(where, pos, ("destination_orders",), f"{msg}: list the orders"))
             orders: list[tuple[str, ...]] = []
         else:
             orders = list(itertools.permutations(steps))
@@ -248,10 +337,32 @@ def expand(base: dict[str, Any], dims: dict[str, Any], pos: _Positions | None = 
     return Space(base, steps, orders, left, combos, shown, rules)
 
 
-def _same(a: Any, b: Any) -> bool:
+def _steps_problem(scenario: str | Path | None, msg: str) -> str:
+    """``msg`` placed at the scenario file's ``migration.destination.steps`` (or as near as
+    the file has: the migration, else the document)."""
+    key = "migration.destination.steps"
+    if scenario is None:
+        return f"<scenario>:0:0: {key}: {msg}"
+    line, col = 1, 1
+    try:
+        text = read_input_file(scenario, MAX_FILE_BYTES, "scenario", "MAX_FILE_BYTES").decode("utf-8-sig")
+        doc = parse_yaml(text, str(scenario))
+        m = doc.raw.get("migration") if isinstance(doc.raw, dict) else None
+        at = ("migration", 0) if isinstance(m, list) else ("migration",)
+        line, col = _position(at + ("destination", "steps"), True, False, doc.pos)
+    except (InputFileError, ScenarioError, UnicodeDecodeError):
+        pass  # it was read a moment ago; keep 1:1 if it is not readable now
+    return f"{scenario}:{line}:{col}: {key}: {msg}"
+
+
+def _key(v: Any) -> str:
     import json
 
-    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+    return json.dumps(v, sort_keys=True, default=str)
+
+
+def _same(a: Any, b: Any) -> bool:
+    return _key(a) == _key(b)
 
 
 def _check(d: dict[str, Any], where: str, pos: _Positions, src: tuple[Any, ...] | None,

@@ -132,19 +132,22 @@ def _check_component(name: str) -> None:
         raise ValueError(f"unsafe file name {printable(name)!r}")
 
 
-@contextlib.contextmanager
-def _atomic_in(dfd: int, name: str) -> Iterator[IO[bytes]]:
-    """Write ``name`` inside directory fd ``dfd`` atomically (temp file, then rename)."""
+def _create_temp(dfd: int, name: str) -> tuple[int, str]:
+    """A new temporary file beside ``name`` in ``dfd``: (its fd, its name)."""
     _check_component(name)
     for _ in range(100):
         tmp = _tmp_name(name)
         try:
-            fd = os.open(tmp, _O_TMP, 0o666, dir_fd=dfd)
-            break
+            return os.open(tmp, _O_TMP, 0o666, dir_fd=dfd), tmp
         except FileExistsError:  # pragma: no cover - 64 random bits
             continue
-    else:  # pragma: no cover
-        raise FileExistsError(errno.EEXIST, "cannot create a temporary file", name)
+    raise FileExistsError(errno.EEXIST, "cannot create a temporary file", name)  # pragma: no cover
+
+
+@contextlib.contextmanager
+def _atomic_in(dfd: int, name: str) -> Iterator[IO[bytes]]:
+    """Write ``name`` inside directory fd ``dfd`` atomically (temp file, then rename)."""
+    fd, tmp = _create_temp(dfd, name)
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
@@ -426,22 +429,28 @@ def _safe_relpath(rel: str) -> tuple[str, ...]:
     return parts
 
 
-def read_manifest(directory: Path) -> list[str] | None:
-    """The files a gicsim report lists in ``directory`` (None: no manifest). A manifest that
-    is unreadable or malformed is an :class:`OutputError`."""
+#: What a manifest may say a directory is (``"gicsim"``), and how messages name it: one kind
+#: of results never writes into another's directory.
+KINDS = {"report": "report", "hazards": "hazard map", "sweep": "sweep"}
+
+
+def read_manifest(directory: Path, kind: str = "report") -> list[str] | None:
+    """The files a gicsim ``kind`` directory lists in ``directory`` (None: no manifest). A
+    manifest that is unreadable or malformed, or of another kind, is an :class:`OutputError`."""
     p = directory / MANIFEST
     try:
         st = p.lstat()
     except FileNotFoundError:
         return None
-    bad = OutputError([f"{printable(directory, 200)}/{MANIFEST}: not a gicsim report manifest; "
+    shown = printable(directory, 200)
+    bad = OutputError([f"{shown}/{MANIFEST}: not a gicsim report manifest; "
                        "remove it or choose another output directory"])  # fmt: skip
     if not stat.S_ISREG(st.st_mode) or st.st_size > MANIFEST_MAX_BYTES:
         raise bad
     try:
         data = json.loads(p.read_bytes())
         files = data["files"]
-        if data.get("gicsim") != "report" or not isinstance(files, list):
+        if data.get("gicsim") not in KINDS or not isinstance(files, list):
             raise TypeError
         for f in files:
             if not isinstance(f, str):
@@ -449,6 +458,9 @@ def read_manifest(directory: Path) -> list[str] | None:
             _safe_relpath(f)
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
         raise bad from None
+    if data["gicsim"] != kind:
+        raise OutputError([f"{shown}: holds a gicsim {KINDS[data['gicsim']]}, not a {KINDS[kind]}; "
+                           "choose another output directory"])  # fmt: skip
     return list(files)
 
 
@@ -494,14 +506,19 @@ def _blocked(dfd: int, parts: tuple[str, ...]) -> bool:
 
 
 @contextlib.contextmanager
-def _subdir_fd(dfd: int, parts: tuple[str, ...]) -> Iterator[int]:
-    """An fd on ``parts`` below ``dfd``, made if missing; a symlink on the way is refused."""
+def _subdir_fd(dfd: int, parts: tuple[str, ...], made: list[tuple[str, ...]] | None = None) -> Iterator[int]:
+    """An fd on ``parts`` below ``dfd``, made if missing (each one made is appended to
+    ``made``); a symlink on the way is refused."""
     fd = dfd
     opened: list[int] = []
     try:
-        for p in parts:
-            with contextlib.suppress(FileExistsError):
+        for i, p in enumerate(parts):
+            try:
                 os.mkdir(p, 0o777, dir_fd=fd)
+                if made is not None:
+                    made.append(parts[: i + 1])
+            except FileExistsError:
+                pass
             fd = os.open(p, _O_DIR | os.O_NOFOLLOW, dir_fd=fd)
             opened.append(fd)
         yield fd
@@ -510,64 +527,185 @@ def _subdir_fd(dfd: int, parts: tuple[str, ...]) -> Iterator[int]:
             os.close(x)
 
 
+def _legacy_ok(entries: set[str], also_ours: Iterable[str], stores: Iterable[str]) -> bool:
+    return bool(entries) and entries <= set(also_ours) | set(stores)
+
+
+def _check_target(target: Path, kind: str, also_ours: Iterable[str], fixed: Iterable[str],
+                  stores: Iterable[str]) -> tuple[list[str] | None, set[str]]:  # fmt: skip
+    """(the manifest's files or None, every name that is gicsim's in ``target``), or
+    :class:`OutputError` when ``target`` may not be written into (see :func:`write_report_dir`)."""
+    shown = printable(target, 200)
+    if target.exists() and not target.is_dir():
+        raise OutputError([f"{shown}: exists and is not a directory"])
+    listed = read_manifest(target, kind) if target.is_dir() else None
+    # the manifest, when there is one, is the word on which files are ours
+    ours = (set(also_ours) if listed is None else set(listed) | set(fixed)) | {MANIFEST} | set(stores)
+    if target.is_dir():
+        entries = {e for e in os.listdir(target) if not is_temp_name(e)}
+        if entries and listed is None and not entries <= ours:
+            what = "a gicsim report" if kind == "report" else f"a gicsim {KINDS[kind]}"
+            raise OutputError([f"{shown}: not empty and not {what} directory; "
+                               "choose a new or empty directory"])  # fmt: skip
+    return listed, ours
+
+
+def claim_dir(target: str | os.PathLike[str], kind: str, also_ours: Iterable[str] = (),
+              fixed: Iterable[str] = (), stores: Iterable[str] = (), write: bool = True) -> None:  # fmt: skip
+    """Before a command starts filling ``target`` (e.g. its run store): check it may write
+    there (as :func:`write_report_dir` does), make it, and give it a ``kind`` manifest (listing
+    the files of an older gicsim's directory it adopts), so that a kill at any later point
+    leaves a directory the next run recognises as its own. ``write=False``: only check."""
+    target = Path(target)
+    listed, _ = _check_target(target, kind, also_ours, fixed, stores)
+    if listed is not None or not write:
+        return
+    with _dir_fd(target) as dfd:
+        adopted = set(also_ours) & set(fixed) if fixed else set(also_ours)
+        present = sorted(n for n in adopted if _lexists(dfd, n))
+        _write_manifest(dfd, present, kind)
+
+
+def mark_written(target: str | os.PathLike[str], kind: str, names: Iterable[str]) -> None:
+    """Add ``names`` (written into ``target``) to its ``kind`` manifest, which then lists
+    exactly the files of it that exist."""
+    target = Path(target)
+    listed = read_manifest(target, kind) or []
+    with _dir_fd(target, create=False) as dfd:
+        keep = sorted(n for n in set(listed) | set(names) if _exists_rel(dfd, _safe_relpath(n)))
+        _write_manifest(dfd, keep, kind)
+
+
 def write_report_dir(
     target: str | os.PathLike[str],
     files: Mapping[str, bytes],
     also_ours: Iterable[str] = (),
     guard: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+    kind: str = "report",
+    fixed: Iterable[str] = (),
+    stores: Iterable[str] = (),
 ) -> None:
     """Write ``files`` (relative path -> bytes) into directory ``target``, never replacing
     the directory itself and never touching a file gicsim did not write.
 
-    ``target`` may be missing or empty (made / used), or a gicsim report (it has a
-    :data:`MANIFEST`: only the files it lists are ours), or, without a manifest, hold only
-    ``also_ours`` (names the caller knows gicsim writes, e.g. in a run directory). Otherwise, or when a file to write exists and is not
-    ours, :class:`OutputError` and nothing is written. Each file is replaced atomically; files
-    of the previous report that this one no longer has are removed; the manifest then lists
-    exactly the files written. ``guard()`` wraps the writing (the CLI defers signals in it).
-    """
+    ``target`` may be missing or empty (made / used), or a gicsim ``kind`` directory (its
+    :data:`MANIFEST` says so: the files it lists, and the names in ``fixed``, are ours), or,
+    without a manifest, hold only ``also_ours`` (names the caller recognises as an older
+    gicsim's, e.g. a run directory's files). ``stores`` are subdirectories the command keeps
+    there itself (its ``runs/``). Otherwise, or when a file to write exists and is not ours,
+    or the manifest is of another kind, :class:`OutputError` and nothing is written.
+
+    Every file is first written in full to a temporary file beside its target; a failure
+    then (a full disk) removes them and leaves the old files as they were (or, in a
+    directory made here, nothing). Then the manifest lists the old and the new files, each
+    file is renamed into place, the previous report's files this one no longer has are
+    removed, and the manifest lists exactly the files written: after a kill at any point the
+    manifest covers every file written. ``guard()`` wraps the writing (the CLI defers
+    signals in it)."""
     target = Path(target)
-    shown = printable(target, 200)
-    if target.exists() and not target.is_dir():
-        raise OutputError([f"{shown}: exists and is not a directory"])
-    rels = {rel: _safe_relpath(rel) for rel in files}
-    if MANIFEST in rels:
-        raise ValueError(f"{MANIFEST} is reserved")
-    listed = read_manifest(target) if target.is_dir() else None
-    # the manifest, when there is one, is the word on which files are ours
-    ours = (set(also_ours) if listed is None else set(listed)) | {MANIFEST}
-    if target.is_dir():
-        entries = [e for e in os.listdir(target) if not is_temp_name(e)]
-        if entries and listed is None and not set(entries) <= ours:
-            raise OutputError([f"{shown}: not empty and not a gicsim report directory; "
-                               "choose a new or empty directory"])  # fmt: skip
+    rels = _rels(files)
+    listed, ours = _check_target(target, kind, also_ours, fixed, stores)
+    created = not target.exists()
     with _dir_fd(target) as dfd:
-        blocked = sorted(rel for rel, parts in rels.items() if _blocked(dfd, parts))
-        if blocked:
-            raise OutputError([f"{shown}: {printable(blocked[0])}: something that is not a directory "
-                               "(a symlink?) is where gicsim makes one; remove it"])  # fmt: skip
-        conflicts = [rel for rel, parts in rels.items() if rel not in ours and _exists_rel(dfd, parts)]
-        if conflicts:
-            some = ", ".join(printable(c) for c in sorted(conflicts)[:3])
-            more = f" and {len(conflicts) - 3} more" if len(conflicts) > 3 else ""
-            raise OutputError([f"{shown}: would overwrite files gicsim did not write there ({some}{more}); "
-                               "choose another output directory"])  # fmt: skip
+        try:
+            _check_files(target, dfd, rels, ours)
+        except OutputError:
+            if created:
+                with contextlib.suppress(OSError):
+                    target.rmdir()
+            raise
         clean_stale_temps(target)
+        before = sorted(set(listed or ()) | set(rels))
         with guard():
-            # first list everything that may be ours once this is done (a kill in the middle
-            # leaves a manifest that covers every file written so far)
-            _write_manifest(dfd, sorted(set(listed or ()) | set(rels)))
-            for rel, parts in sorted(rels.items()):
-                with _subdir_fd(dfd, parts[:-1]) as sub, _atomic_in(sub, parts[-1]) as f:
-                    f.write(files[rel])
+            staged = _stage_all(dfd, {parts: files[rel] for rel, parts in rels.items()},
+                                {(MANIFEST, "before"): _manifest_bytes(before, kind),
+                                 (MANIFEST, "after"): _manifest_bytes(sorted(rels), kind)},  # fmt: skip
+                                target if created else None)
+            _rename_in(dfd, (MANIFEST,), staged.pop((MANIFEST, "before")))
+            after = staged.pop((MANIFEST, "after"))
+            for parts, tmp in sorted(staged.items()):
+                _rename_in(dfd, parts, tmp)  # type: ignore[arg-type]
             for rel in sorted(set(listed or ()) - set(rels)):
                 _remove_rel(dfd, _safe_relpath(rel))
-            _write_manifest(dfd, sorted(rels))
+            _rename_in(dfd, (MANIFEST,), after)
 
 
-def _write_manifest(dfd: int, names: list[str]) -> None:
+def check_report_dir(target: str | os.PathLike[str], files: Mapping[str, bytes] | Iterable[str],
+                     also_ours: Iterable[str] = (), kind: str = "report", fixed: Iterable[str] = (),
+                     stores: Iterable[str] = ()) -> None:  # fmt: skip
+    """Every refusal :func:`write_report_dir` would make for these arguments, writing nothing
+    (a command checks all its outputs before it writes the first)."""
+    target = Path(target)
+    rels = _rels(files)
+    _, ours = _check_target(target, kind, also_ours, fixed, stores)
+    if target.is_dir():
+        with _dir_fd(target, create=False) as dfd:
+            _check_files(target, dfd, rels, ours)
+
+
+def _rels(files: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    rels = {rel: _safe_relpath(rel) for rel in files}
+    if any(parts[0] == MANIFEST for parts in rels.values()):
+        raise ValueError(f"{MANIFEST} is reserved")
+    return rels
+
+
+def _check_files(target: Path, dfd: int, rels: Mapping[str, tuple[str, ...]], ours: set[str]) -> None:
+    shown = printable(target, 200)
+    blocked = sorted(rel for rel, parts in rels.items() if _blocked(dfd, parts))
+    if blocked:
+        raise OutputError([f"{shown}: {printable(blocked[0])}: something that is not a directory "
+                           "(a symlink?) is where gicsim makes one; remove it"])  # fmt: skip
+    conflicts = [rel for rel, parts in rels.items() if rel not in ours and _exists_rel(dfd, parts)]
+    if conflicts:
+        some = ", ".join(printable(c) for c in sorted(conflicts)[:3])
+        more = f" and {len(conflicts) - 3} more" if len(conflicts) > 3 else ""
+        raise OutputError([f"{shown}: would overwrite files gicsim did not write there ({some}{more}); "
+                           "choose another output directory"])  # fmt: skip
+
+
+def _stage_all(dfd: int, files: Mapping[tuple[str, ...], bytes], manifests: Mapping[tuple[str, str], bytes],
+               created: Path | None) -> dict[tuple[str, ...], str]:  # fmt: skip
+    """Write every file to a temporary file beside its target: {key: temporary name}. On a
+    failure, nothing of it is left (the temporary files, the directories made, ``created``)."""
+    staged: dict[tuple[str, ...], str] = {}
+    made: list[tuple[str, ...]] = []
+    items = [(k, k[:-1] if k[0] != MANIFEST else (), k[-1] if k[0] != MANIFEST else MANIFEST, v)
+             for k, v in (*sorted(files.items()), *manifests.items())]  # fmt: skip
+    try:
+        for key, sub_parts, name, data in items:
+            with _subdir_fd(dfd, sub_parts, made) as sub:
+                fd, tmp = _create_temp(sub, name)
+                staged[key] = tmp
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+    except BaseException:
+        for key, tmp in staged.items():
+            sub_parts = key[:-1] if key[0] != MANIFEST else ()
+            with contextlib.suppress(OSError), _subdir_fd_existing(dfd, sub_parts) as sub:
+                os.unlink(tmp, dir_fd=sub)
+        for parts in reversed(made):
+            with contextlib.suppress(OSError), _subdir_fd_existing(dfd, parts[:-1]) as sub:
+                os.rmdir(parts[-1], dir_fd=sub)
+        if created is not None:
+            with contextlib.suppress(OSError):
+                created.rmdir()
+        raise
+    return staged
+
+
+def _rename_in(dfd: int, parts: tuple[str, ...], tmp: str) -> None:
+    with _subdir_fd_existing(dfd, parts[:-1]) as sub:
+        os.replace(tmp, parts[-1], src_dir_fd=sub, dst_dir_fd=sub)
+
+
+def _manifest_bytes(names: list[str], kind: str) -> bytes:
+    return (json.dumps({"gicsim": kind, "files": names}, indent=1) + "\n").encode()
+
+
+def _write_manifest(dfd: int, names: list[str], kind: str = "report") -> None:
     with _atomic_in(dfd, MANIFEST) as f:
-        f.write((json.dumps({"gicsim": "report", "files": names}, indent=1) + "\n").encode())
+        f.write(_manifest_bytes(names, kind))
 
 
 def _remove_rel(dfd: int, parts: tuple[str, ...]) -> None:

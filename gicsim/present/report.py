@@ -543,20 +543,24 @@ def _written_by_gicsim(d: Path) -> bool:
     return is_run_dir(d) or ({"report.md", "report.html"} <= names and names <= REPORT_DIR_FILES)
 
 
-def publish(files: dict[str, bytes], target: Path, guard: Any = None) -> None:
+def publish(files: dict[str, bytes], target: Path, guard: Any = None, check_only: bool = False) -> None:
     """Write ``files`` into directory ``target`` (made if missing): each file atomically, and
     only over files gicsim wrote there (a report's manifest, or a run directory's own files);
     a non-empty directory of anything else is refused (:class:`~gicsim.present.rundata.RunInputError`).
-    The directory itself is never replaced, so nothing else in it is lost."""
+    The directory itself is never replaced, so nothing else in it is lost. ``check_only``:
+    the same refusals, nothing written (to check every output before writing the first)."""
     import contextlib
 
-    from gicsim.present.output import OutputError, write_report_dir
+    from gicsim.present.output import OutputError, check_report_dir, write_report_dir
     from gicsim.present.rundata import RunInputError
 
     target = Path(target)
     also = REPORT_DIR_FILES if target.is_dir() and _written_by_gicsim(target) else ()
     try:
-        write_report_dir(target, files, also_ours=also, guard=guard or contextlib.nullcontext)
+        if check_only:
+            check_report_dir(target, files, also_ours=also)
+        else:
+            write_report_dir(target, files, also_ours=also, guard=guard or contextlib.nullcontext)
     except OutputError as e:
         raise RunInputError(e.lines) from None
 

@@ -36,6 +36,28 @@ def _fail(*problems: tuple[tuple[Any, ...], str, bool]) -> typing.NoReturn:
     )
 
 
+MAX_PROBLEMS = 20  # problem lines shown for one file; the rest are counted on one more line
+
+
+def _shown(located: list[tuple[int, int, str]], filename: str) -> list[str]:
+    """The problems in file order, each once: the first ``MAX_PROBLEMS``, then one line
+    counting the rest, placed at the first one left out."""
+    seen: set[str] = set()
+    ordered = []
+    for line, col, s in sorted(located, key=lambda x: (x[0], x[1])):
+        if s not in seen:
+            seen.add(s)
+            ordered.append((line, col, s))
+    if len(ordered) <= MAX_PROBLEMS:
+        return [s for _, _, s in ordered]
+    line, col, _ = ordered[MAX_PROBLEMS]
+    rest = len(ordered) - MAX_PROBLEMS
+    return [s for _, _, s in ordered[:MAX_PROBLEMS]] + [
+        f"{filename}:{line}:{col}: <root>: … and {rest:,} more problem{'s' if rest > 1 else ''} "
+        "(from here on, not shown)"
+    ]
+
+
 _SHOW_MAX = 40  # characters of a value echoed in a message (never a whole file's worth)
 
 

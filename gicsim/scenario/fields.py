@@ -147,8 +147,9 @@ class RangeError(ValueError):
         self.index = index
 
 
-_NUM = r"(?:0[xX][0-9a-fA-F]+|\d+)"
-_RANGE_RE = re.compile(rf"^\s*({_NUM})\s*(?:-\s*({_NUM})\s*)?$")
+_NUM = r"(?:0[xX][0-9a-fA-F]+|0|[1-9][0-9]*)"  # ASCII digits only: '١-٣' is not a range
+_RANGE_RE = re.compile(rf"^\s*({_NUM})\s*(?:-\s*({_NUM})\s*)?$", re.ASCII)
+_MAX_DIGITS = 30  # a range end longer than this is out of every range (and int() has a cap)
 
 
 def parse_range(
@@ -161,11 +162,19 @@ def parse_range(
 ) -> tuple[int, ...]:
     """Ids from an int, a list of ints (order kept) or an inclusive ``"A-B"`` string."""
 
+    span = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+
     def bounded(v: int, index: int | None = None) -> int:
+        if abs(v) >= 10**_MAX_DIGITS:
+            raise RangeError(f"{what} of more than {_MAX_DIGITS} digits out of range {span}", index)
         if v < lo or (hi is not None and v > hi):
-            span = f"{lo}..{hi}" if hi is not None else f">= {lo}"
             raise RangeError(f"{what} {v} out of range {span}", index)
         return v
+
+    def number(text: str) -> int:
+        if len(text) > _MAX_DIGITS:
+            raise RangeError(f"{what} of {len(text):,} digits out of range {span}")
+        return int(text, 0)
 
     if isinstance(value, bool):
         raise RangeError(f"expected an integer, a list or 'A-B', got {_show(value)}")
@@ -175,8 +184,8 @@ def parse_range(
         m = _RANGE_RE.match(value)
         if not m:
             raise RangeError(f"bad range {_show(value)}: expected 'A-B' (inclusive) or an integer")
-        a = int(m.group(1), 0)
-        b = int(m.group(2), 0) if m.group(2) is not None else a
+        a = number(m.group(1))
+        b = number(m.group(2)) if m.group(2) is not None else a
         if a > b:
             raise RangeError(f"bad range {_show(value)}: start {a} is greater than end {b}")
         bounded(a)

@@ -16,9 +16,9 @@ from pydantic import (
     ValidationError,
 )
 
-from gicsim.scenario.errors import ScenarioError, _show
+from gicsim.scenario.errors import ScenarioError, _show, _shown
 from gicsim.scenario.fields import valid_name
-from gicsim.scenario.messages import _format_path, _position, _problems, _sorted_unique
+from gicsim.scenario.messages import _format_path, _position, _problems
 from gicsim.scenario.schema import Scenario, _context
 from gicsim.scenario.yamlpos import MAX_FILE_BYTES, _Positions, parse_yaml
 
@@ -45,12 +45,13 @@ def _validate(
     ctx["default_name"] = stem if valid_name(stem) else "scenario"
     try:
         scn = Scenario.model_validate(dict(raw), context=ctx)
-    except RecursionError:
-        located.append((0, 0, f"{filename}:0:0: <root>: nested too deeply"))
+    except RecursionError:  # plain data from Python (a YAML file is capped at MAX_DEPTH)
+        line, col = pos.value.get((), (0, 0))
+        located.append((line, col, f"{filename}:{line}:{col}: <root>: nested too deeply"))
     except ValidationError as e:
         located += _problems(e, raw, pos, filename, [tuple(p[0]) for p in extra or []])
     if located:
-        raise ScenarioError(_sorted_unique(located))
+        raise ScenarioError(_shown(located, filename))
     return scn
 
 

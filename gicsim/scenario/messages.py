@@ -13,7 +13,7 @@ from gicsim.scenario.constants import GUEST_STEPS
 from gicsim.scenario.errors import _show
 from gicsim.scenario.fields import _suggest
 from gicsim.scenario.schema import Action, BootStep, Scenario, TimingSpec
-from gicsim.scenario.yamlpos import _Positions
+from gicsim.scenario.yamlpos import COMPLEX_KEY, _Positions
 
 # ----------------------------------------------------------------------------------------------
 # pydantic errors -> FILE:LINE:COL: path: message
@@ -164,7 +164,12 @@ def _position(
     return pos.value.get((), (0, 0))
 
 
+_PART_MAX = 40  # characters of a key shown in a path (the message after it says the rest)
+
+
 def _path_part(c: Any) -> str:
+    if isinstance(c, str) and len(c) > _PART_MAX:
+        return _path_part(c[:_PART_MAX]) + "…"
     if isinstance(c, str) and (not c or c != c.strip() or ": " in c or "\n" in c):
         return repr(c)  # keep FILE:LINE:COL: path: message readable
     if isinstance(c, str | int) and not isinstance(c, bool):
@@ -177,6 +182,7 @@ def _path_part(c: Any) -> str:
 
 
 def _format_path(path: tuple[Any, ...]) -> str:
+    path = tuple(c for c in path if c is not COMPLEX_KEY)  # a list or mapping as a key
     return ".".join(_path_part(c) for c in path) if path else "<root>"
 
 
@@ -215,5 +221,4 @@ def _sorted_unique(located: list[tuple[int, int, str]]) -> list[str]:
         if s not in out:
             out.append(s)
     return out
-
 

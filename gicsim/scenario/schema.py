@@ -12,7 +12,6 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     StrictBool,
     StrictInt,
@@ -23,7 +22,6 @@ from pydantic import (
     model_validator,
 )
 
-from gicsim.kvm.releases import RELEASES
 from gicsim.scenario import timing as _timing
 from gicsim.scenario.constants import (
     DEFAULT_DEST_STEPS,
@@ -72,70 +70,13 @@ from gicsim.scenario.fields import (
     _within,
     valid_name,  # noqa: F401 - the name rule, imported from here by gicsim.sweeps
 )
+from gicsim.scenario.kernel_backend import Kernel
 from gicsim.scenario.limits import _resource_problems
+from gicsim.scenario.model import _Model, _put
 from gicsim.scenario.timing import DEFAULT_PROFILE, PROFILES, TimingProfile
 
 # ----------------------------------------------------------------------------------------------
 # models
-
-
-class _Model(BaseModel):
-    """Frozen, strict about keys; ``None`` values are left out of dumps (they are defaults)."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
-        arbitrary_types_allowed=True,
-        revalidate_instances="always",
-    )
-    _keep_none: ClassVar[frozenset[str]] = frozenset()
-    _dump_first: ClassVar[tuple[str, ...]] = ()
-
-    @model_serializer(mode="wrap")
-    def _drop_none(self, handler: Any) -> Any:
-        d = handler(self)
-        if isinstance(d, dict):
-            d = {k: v for k, v in d.items() if v is not None or k in self._keep_none}
-            if self._dump_first:
-                first = {k: d.pop(k) for k in self._dump_first if k in d}
-                d = {**first, **d}
-        return d
-
-
-def _put(model: BaseModel, **values: Any) -> None:
-    """Fill defaults into a model being validated (models are frozen)."""
-    for k, v in values.items():
-        object.__setattr__(model, k, v)
-
-
-class Kernel(_Model):
-    """The kernel: a ``release`` (``"6.12"`` = Debian 6.12.117, the default; ``"6.1"`` =
-    Debian 6.1.192) whose values fill every variant field, and variant fields given here as
-    overrides on top of it (documented in ``gicsim.kvm.releases.KernelProfile``). The first
-    five fields have the same value in both releases; the resolved scenario spells every
-    field out."""
-
-    release: Literal["6.12", "6.1"] = "6.12"
-    pending_sync_on_ctlr: StrictBool = False
-    pending_sync_clears_ram: StrictBool = True
-    clear_on_unmap: StrictBool = True
-    restore_scan: Literal["full", "head_pointer"] = "full"
-    translation_cache: Literal["correct", "stale"] = "correct"
-    mapc_checks_rdbase_first: StrictBool | None = None
-    save_ite_no_collection: Literal["zero", "oops"] | None = None
-    baser_write_frees_on_change: StrictBool | None = None
-    #: who runs the kernel side: the Python model (None: the default) or the release's own
-    #: code as a library (``linux``, gicsim.linux.backend); ``tree``: a kernel tree instead
-    backend: Literal["python", "linux"] | None = None
-    tree: Annotated[str, Field(min_length=1)] | None = None
-
-    @model_validator(mode="after")
-    def _release_defaults(self) -> "Kernel":
-        rel = RELEASES[self.release]
-        _put(self, **{k: rel[k] for k in ("mapc_checks_rdbase_first", "save_ite_no_collection",
-                                                   "baser_write_frees_on_change")
-                      if getattr(self, k) is None})  # fmt: skip
-        return self
 
 
 def _multiple_of_4(v: int) -> int:

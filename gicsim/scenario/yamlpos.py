@@ -1,15 +1,23 @@
 """YAML -> plain data with the line/column of every key and value, under node and size caps."""
 
+import sys
 from typing import Any
 
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
+from ruamel.yaml.comments import (
+    CommentedKeyMap,
+    CommentedKeySeq,
+    CommentedMap,
+    CommentedSeq,
+    TaggedScalar,
+)
 from ruamel.yaml.docinfo import DocInfo, version
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
 from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 
-from gicsim.scenario.errors import ScenarioError, _show
+from gicsim.scenario.errors import ScenarioError, _show, _shown
 
 # ----------------------------------------------------------------------------------------------
 # YAML -> plain data + positions
@@ -26,6 +34,11 @@ class _Positions:
 # composed node graph, each distinct node once, before anything is built (``parse_yaml``).
 MAX_NODES = 500_000
 MAX_FILE_BYTES = 4 << 20  # 200x the largest shipped scenario; parsing it takes ~10 s
+MAX_DEPTH = 100  # lists and mappings inside each other (shipped scenarios: 6); Python recurses
+
+#: the path component of a problem with a mapping key that is itself a list or a mapping
+#: (shown as the mapping's own path: the key has no name)
+COMPLEX_KEY = type("_ComplexKey", (), {"__repr__": lambda self: "COMPLEX_KEY"})()
 
 
 class _TooLarge(Exception):
@@ -40,6 +53,8 @@ def _plain(node: Any, path: tuple[Any, ...], pos: _Positions, problems: list[tup
     if isinstance(node, CommentedMap):
         out = {}
         for k in node:
+            if isinstance(k, CommentedKeyMap | CommentedKeySeq):
+                continue  # refused on the node graph (``_check_nodes``)
             p = path + (k,)
             lc = node.lc.data.get(k) if node.lc.data is not None else None
             if lc:
@@ -90,7 +105,19 @@ def _tag_shown(node: Any) -> str:
     ct = node.ctag
     if ct.handle and ct.suffix is not None:
         return f"{ct.handle}{ct.suffix}"
-    return str(ct)
+    return f"!<{ct}>"  # a verbatim tag
+
+
+def _tag_refused(node: Any, resolver: Any) -> bool:
+    """Whether ``node`` carries an explicit tag other than a core one: a shorthand
+    (``!foo``, ``!!python/...``) or a verbatim one (``!<...>``, which has no handle). A node
+    without a tag has the tag the resolver gives its plain text (a date: timestamp)."""
+    tag = str(node.tag)
+    if tag in _CORE_TAGS:
+        return False
+    if node.ctag.handle is not None or not isinstance(node, ScalarNode):
+        return True
+    return resolver is None or str(resolver.resolve(ScalarNode, node.value, (True, False))) != tag
 
 
 def _key_part(kn: Any) -> Any:
@@ -169,9 +196,10 @@ class _Checked:
     def __init__(self) -> None:
         self.duplicates: list[tuple[int, int, str, str]] = []  # (line, col, path, message)
         self.tags: list[tuple[tuple[Any, ...], str, int, int]] = []  # (path, message, line, col)
+        self.fatal = False  # a problem the document cannot even be built with
 
 
-def _check_nodes(root: Any) -> _Checked:
+def _check_nodes(root: Any, resolver: Any = None) -> _Checked:
     """Duplicate keys and explicit tags, each distinct node visited once (aliases are not
     followed twice: what is inside an anchor is reported once, where it is written)."""
     out = _Checked()
@@ -182,35 +210,41 @@ def _check_nodes(root: Any) -> _Checked:
         if id(node) in seen:
             continue
         seen.add(id(node))
-        if node.ctag.handle is not None and str(node.tag) not in _CORE_TAGS:
+        if _tag_refused(node, resolver):
             m = node.start_mark
             out.tags.append((path, f"YAML tag {_tag_shown(node)} is not supported (plain "
                              "mappings, lists and scalars only)", m.line + 1, m.column + 1))  # fmt: skip
             continue  # nothing inside a refused node is looked at
         if isinstance(node, ScalarNode):
-            bad = _not_utf8(node)
+            bad = _not_utf8(node) or _int_too_long(node)
             if bad:
                 m = node.start_mark
                 out.tags.append((path, bad, m.line + 1, m.column + 1))
+                out.fatal |= bad.startswith("integer")
         if isinstance(node, MappingNode):
             first: dict[tuple[str, str], int] = {}
             for kn, vn in reversed(node.value):
-                part = _key_part(kn)
-                stack.append((vn, path + (part,)))
-                if not isinstance(kn, ScalarNode):
-                    stack.append((kn, path + (part,)))
+                if isinstance(kn, ScalarNode):
+                    stack.append((vn, path + (_key_part(kn),)))
             for kn, _ in node.value:
-                if not isinstance(kn, ScalarNode) or kn.value == "<<":
+                if not isinstance(kn, ScalarNode):
+                    m = kn.start_mark
+                    what = "a mapping" if isinstance(kn, MappingNode) else "a list"
+                    out.tags.append((path + (COMPLEX_KEY,), f"{what} as a key is not allowed (keys "
+                                     "are plain strings)", m.line + 1, m.column + 1))  # fmt: skip
                     continue
-                if kn.ctag.handle is not None and str(kn.tag) not in _CORE_TAGS:
+                if kn.value == "<<":
+                    continue
+                if _tag_refused(kn, resolver):
                     m = kn.start_mark
                     out.tags.append((path + (_key_part(kn),), f"YAML tag {_tag_shown(kn)} is not "
                                      "supported (plain mappings, lists and scalars only)",
                                      m.line + 1, m.column + 1))  # fmt: skip
-                bad = _not_utf8(kn)
+                bad = _not_utf8(kn) or _int_too_long(kn)
                 if bad:
                     m = kn.start_mark
                     out.tags.append((path + (_key_part(kn),), bad, m.line + 1, m.column + 1))
+                    out.fatal |= bad.startswith("integer")
                 ident = (str(kn.tag), kn.value)
                 if ident in first:
                     out.duplicates.append((
@@ -225,6 +259,18 @@ def _check_nodes(root: Any) -> _Checked:
                 stack.append((node.value[i], path + (i,)))
     out.duplicates.sort()
     return out
+
+
+def _int_too_long(node: Any) -> str:
+    """Why an integer scalar cannot be read (Python converts at most
+    ``sys.get_int_max_str_digits()`` decimal digits), or ''."""
+    limit = sys.get_int_max_str_digits()
+    if not limit or str(node.tag) != "tag:yaml.org,2002:int" or len(node.value) <= limit:
+        return ""
+    digits = node.value.replace("_", "").lstrip("+-")
+    if digits[:2].lower() in ("0x", "0o", "0b") or len(digits) <= limit:
+        return ""  # a power-of-two base has no such limit
+    return f"integer with more than {limit:,} digits ({len(digits):,}): too large to read"
 
 
 def _not_utf8(node: Any) -> str:
@@ -267,7 +313,7 @@ def parse_yaml(text: str, filename: str) -> _Doc:
         except YAMLError as e:
             raise ScenarioError(_yaml_problem(filename, text, e)) from None
         except RecursionError:
-            raise ScenarioError([f"{filename}:0:0: <yaml>: nested too deeply"]) from None
+            raise ScenarioError([_too_deep(filename, _deep_mark(text))]) from None
         except Exception as e:  # ruamel can raise plain errors on odd input; never a traceback
             raise ScenarioError([f"{filename}:0:0: <yaml>: cannot parse: {_first_line(e)}"]) from None
         if root is None:
@@ -283,17 +329,23 @@ def parse_yaml(text: str, filename: str) -> _Doc:
         if size > MAX_NODES:
             raise ScenarioError([f"{where}: <yaml>: more than {MAX_NODES:,} values after alias "
                                  "expansion (MAX_NODES; aliases expanding?)"])  # fmt: skip
-        checked = _check_nodes(root)
+        deep = _deep_node(root, MAX_DEPTH)
+        if deep is not None:
+            raise ScenarioError([_too_deep(filename, deep.start_mark)])
+        checked = _check_nodes(root, constructor.resolver)
+        if checked.fatal:
+            raise ScenarioError(_shown([(ln, col, f"{filename}:{ln}:{col}: {_dotted(p)}: {msg}")
+                                        for p, msg, ln, col in checked.tags], filename))  # fmt: skip
         if checked.duplicates:
-            raise ScenarioError([f"{filename}:{ln}:{col}: {p}: {msg}"
-                                 for ln, col, p, msg in checked.duplicates])  # fmt: skip
+            raise ScenarioError(_shown([(ln, col, f"{filename}:{ln}:{col}: {p}: {msg}")
+                                        for ln, col, p, msg in checked.duplicates], filename))  # fmt: skip
         try:
             doc = constructor.construct_document(root)
         except YAMLError as e:
             raise ScenarioError(_yaml_problem(filename, text, e)) from None
-        except RecursionError:
-            raise ScenarioError([f"{filename}:0:0: <yaml>: nested too deeply"]) from None
-        except Exception as e:  # noqa: BLE001 - e.g. an int of more than 4300 digits
+        except RecursionError:  # not with MAX_DEPTH checked; kept as a last resort
+            raise ScenarioError([_too_deep(filename, root.start_mark)]) from None
+        except Exception as e:  # noqa: BLE001 - ruamel's own errors on odd input
             raise ScenarioError([f"{filename}:0:0: <yaml>: cannot parse: {_first_line(e)}"]) from None
     finally:
         if parser is not None:
@@ -306,10 +358,58 @@ def parse_yaml(text: str, filename: str) -> _Doc:
     problems: list[tuple] = list(checked.tags)
     try:
         raw = _plain(doc, (), pos, problems)
-    except (RecursionError, _TooLarge) as e:
-        msg = "nested too deeply" if isinstance(e, RecursionError) else str(e)
-        raise ScenarioError([f"{filename}:0:0: <yaml>: {msg}"]) from None
+    except RecursionError:  # not with MAX_DEPTH checked; kept as a last resort
+        raise ScenarioError([_too_deep(filename, root.start_mark)]) from None
+    except _TooLarge as e:
+        raise ScenarioError([f"{where}: <yaml>: {e}"]) from None
     return _Doc(raw, pos, problems)
+
+
+def _deep_node(root: Any, cap: int) -> Any:
+    """The first node (depth first) nested more than ``cap`` levels deep, or None; on the
+    composed graph (no cycles: checked before), each distinct node measured once."""
+    height: dict[int, int] = {}
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            height[id(node)] = 1 + max((height[id(c)] for c in _counted(node)), default=0)
+        elif id(node) not in height:
+            stack.append((node, True))
+            stack += [(c, False) for c in _counted(node) if id(c) not in height]
+    if height[id(root)] <= cap:
+        return None
+    node = root
+    for _ in range(cap):  # down the first deepest branch to the level beyond the cap
+        node = next(c for c in _counted(node) if height[id(c)] == height[id(node)] - 1)
+    return node
+
+
+def _deep_mark(text: str) -> Any:
+    """Where the YAML first nests more than MAX_DEPTH levels (from the event stream, which
+    does not recurse: composing a document that deep ran out of stack)."""
+    depth = 0
+    try:
+        for ev in YAML(typ="rt").parse(text):
+            if isinstance(ev, CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return ev.start_mark
+            elif isinstance(ev, CollectionEndEvent):
+                depth -= 1
+    except Exception:  # noqa: BLE001 - a syntax error further on: the depth is the problem
+        pass
+    return None
+
+
+def _too_deep(filename: str, mark: Any) -> str:
+    line, col = (mark.line + 1, mark.column + 1) if mark is not None else (1, 1)
+    return (f"{filename}:{line}:{col}: <yaml>: nested more than {MAX_DEPTH} levels deep (lists "
+            "and mappings inside each other; MAX_DEPTH)")  # fmt: skip
+
+
+def _dotted(path: tuple[Any, ...]) -> str:
+    return ".".join(str(p) for p in path if p is not COMPLEX_KEY) or "<root>"
 
 
 def _first_line(e: BaseException) -> str:

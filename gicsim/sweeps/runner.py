@@ -15,9 +15,11 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
 import re
 import signal
+import stat
 import sys
 import threading
 import time
@@ -28,6 +30,7 @@ from typing import Any
 
 from gicsim.present.output import (
     clean_stale_temps,
+    mark_written,
     printable,
     write_bytes_atomic,
     write_json_atomic,
@@ -186,13 +189,40 @@ def workers_of(executor: Executor) -> int:
 _KEY_RE = re.compile(r"[0-9a-f]{20}")
 
 
+class StoreLocationError(StoreError):
+    """``OUT/runs`` is not a real directory (a symlink, a file): an input error, the user
+    chose OUT."""
+
+
+_IN_A_REAL_DIR = "gicsim keeps its stored runs in a real directory"
+
+
+def _store_dir_problem(directory: Path) -> str | None:
+    try:
+        st = os.lstat(directory)
+    except FileNotFoundError:
+        return None
+    what = ("is a symlink" if stat.S_ISLNK(st.st_mode) else
+            None if stat.S_ISDIR(st.st_mode) else "exists and is not a directory")  # fmt: skip
+    return None if what is None else f"{printable(directory, 200)}: {what}; {_IN_A_REAL_DIR}"
+
+
 class RunStore:
-    """``DIR/<key>.json``: one finished run each, ``{"key", "overrides", "summary"}``."""
+    """``DIR/<key>.json``: one finished run each, ``{"key", "overrides", "summary"}``. DIR
+    must be a real directory (a symlink there is refused, never followed), and a symlink at
+    a stored run is never read or written through."""
 
     def __init__(self, directory: Path) -> None:
         self.dir = directory
+        self._check_dir()
         self.dir.mkdir(parents=True, exist_ok=True)
+        self._check_dir()
         clean_stale_temps(self.dir)  # what a killed sweep was writing
+
+    def _check_dir(self) -> None:
+        problem = _store_dir_problem(self.dir)
+        if problem:
+            raise StoreLocationError(problem)
 
     def path(self, run: Run) -> Path:
         assert _KEY_RE.fullmatch(run.key)
@@ -202,14 +232,21 @@ class RunStore:
         """(summary, None) for a usable stored run, (None, None) when there is none,
         (None, why) when the stored one is corrupt."""
         p = self.path(run)
-        if not os.path.lexists(p):
-            return None, None
+        self._check_dir()
         try:
-            saved = json.loads(read_input_file(p, MAX_STORED_BYTES, "stored run", "MAX_STORED_BYTES"))
+            st = os.lstat(p)
+        except FileNotFoundError:
+            return None, None
+        if stat.S_ISLNK(st.st_mode):
+            return None, "a symlink, not a stored run"
+        try:
+            saved = json.loads(read_input_file(p, MAX_STORED_BYTES, "stored run", "MAX_STORED_BYTES"),
+                               parse_constant=_no_constant)  # fmt: skip
             if not isinstance(saved, dict) or not isinstance(saved.get("summary"), dict):
                 raise ValueError("not a stored run")
             if saved.get("key", run.key) != run.key:
                 raise ValueError("stored under another key")
+            check_summary(saved["summary"])
             flat_row(run, saved["summary"])  # everything the results need is there
         except InputFileError as e:
             return None, e.reason
@@ -223,9 +260,64 @@ class RunStore:
         """Atomically (a link, FIFO or file in the way is replaced by the rename, never
         followed or opened); a directory in the way is refused."""
         p = self.path(run)
+        self._check_dir()
         if p.is_dir() and not p.is_symlink():
             raise StoreError(f"{p}: a directory is in the way of a stored run; remove it")
         write_json_atomic(p, {"key": run.key, "overrides": run.overrides, "summary": summary})
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a value of a stored run")
+
+
+_MAX_COUNT = 1 << 63
+
+
+def _count(v: Any, where: str) -> None:
+    if type(v) is not int or not 0 <= v < _MAX_COUNT:
+        raise ValueError(f"summary.{where}: expected a count, got {printable(repr(v))}")
+
+
+def _number(v: Any, where: str, none: bool = False) -> None:
+    if v is None and none:
+        return
+    if type(v) not in (int, float) or not math.isfinite(v) or abs(v) >= _MAX_COUNT:
+        raise ValueError(f"summary.{where}: expected a number, got {printable(repr(v))}")
+
+
+def _of(v: Any, types: tuple[type, ...], where: str) -> Any:
+    if not isinstance(v, types) or (isinstance(v, bool) and bool not in types):
+        raise ValueError(f"summary.{where}: expected {' or '.join(t.__name__ for t in types)}, "
+                         f"got {printable(repr(v))}")  # fmt: skip
+    return v
+
+
+def check_summary(summary: dict[str, Any]) -> None:
+    """The types and ranges of what the results read from a summary (a stored run of a
+    sweep or a hazard space): ValueError naming the first field that is wrong. The one check
+    of both stores (``RunStore.get``)."""
+    _count(summary["seed"], "seed")
+    _count(summary["events"], "events")
+    _number(summary["wall_s"], "wall_s")
+    _of(summary.get("state_match"), (bool, type(None)), "state_match")
+    _of(_of(summary["expect"], (dict,), "expect").get("passed"), (bool, type(None)), "expect.passed")
+    _of(summary.get("trace_digest"), (str, type(None)), "trace_digest")
+    lp = _of(summary["lpis"], (dict,), "lpis")
+    for k in ("accepted", "delivered", "lost", "spurious", "misrouted"):
+        _count(lp[k], f"lpis.{k}")
+    for reason, n in _of(lp["dropped"], (dict,), "lpis.dropped").items():
+        _count(n, f"lpis.dropped.{printable(reason)}")
+    lat = _of(lp["latency_ns"], (dict,), "lpis.latency_ns")
+    for q in ("p50", "p99"):
+        _number(lat[q], f"lpis.latency_ns.{q}", none=True)
+    for i, m in enumerate(_of(summary["migrations"], (list,), "migrations")):
+        _of(m, (dict,), f"migrations.{i}")
+        _of(m["status"], (str,), f"migrations.{i}.status")
+        _count(m["ebusy"], f"migrations.{i}.ebusy")
+        _number(m.get("downtime_ns"), f"migrations.{i}.downtime_ns", none=True)
+        for j, e in enumerate(_of(m.get("errors", []), (list,), f"migrations.{i}.errors")):
+            _of(_of(e, (dict,), f"migrations.{i}.errors.{j}")["step"], (str,), f"migrations.{i}.errors.{j}.step")
+            _of(e["errno"], (str, int), f"migrations.{i}.errors.{j}.errno")
 
 
 # ----------------------------------------------------------------------- running ----
@@ -257,12 +349,31 @@ def flat_row(run: Run, summary: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+#: how long the runs may all stay pending before a line says why (a cluster without workers)
+WAITING_NOTE_S = 30.0
+
+
+def _no_workers(executor: Executor) -> bool:
+    """Whether ``executor`` is a Dask cluster's that has no worker now."""
+    client = getattr(executor, "_client", None)
+    if client is None:
+        return False
+    try:
+        return not client.nthreads()
+    except Exception:  # noqa: BLE001 - the scheduler is away: it has no workers for us either
+        return True
+
+
 def _drain(executor: Executor, todo: list[Run], done: Callable[[Run, dict[str, Any]], None],
-           window: int, worker: Callable[[Any], dict[str, Any]] | None = None) -> None:  # fmt: skip
-    """Submit at most ``window`` runs at a time; cancel whatever is pending on the way out."""
+           window: int, worker: Callable[[Any], dict[str, Any]] | None = None,
+           note: Callable[[str], None] | None = None) -> None:  # fmt: skip
+    """Submit at most ``window`` runs at a time; cancel whatever is pending on the way out.
+    When nothing finishes for :data:`WAITING_NOTE_S` and a Dask scheduler has no workers,
+    ``note`` gets a line saying so (again every :data:`WAITING_NOTE_S` while it lasts)."""
     worker = worker or run_one  # looked up now (tests replace run_one)
     it = iter(todo)
     pending: dict[Future[Any], Run] = {}
+    left = len(todo)
 
     def fill() -> None:
         while len(pending) < window:
@@ -274,7 +385,11 @@ def _drain(executor: Executor, todo: list[Run], done: Callable[[Run, dict[str, A
     try:
         fill()
         while pending:
-            finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+            finished, _ = wait(list(pending), timeout=WAITING_NOTE_S, return_when=FIRST_COMPLETED)
+            if not finished:
+                if note is not None and _no_workers(executor):
+                    note(f"gicsim: waiting: the scheduler has no workers ({left:,} runs left)")
+                continue
             for f in finished:
                 r = pending.pop(f)
                 try:
@@ -282,6 +397,7 @@ def _drain(executor: Executor, todo: list[Run], done: Callable[[Run, dict[str, A
                 except Exception as e:  # noqa: BLE001 - reported with the run that failed
                     raise RunFailed(r, e) from e
                 done(r, summary)
+                left -= 1
             fill()
     finally:
         for f in pending:
@@ -343,7 +459,8 @@ def execute(
                     raise RunFailed(r, e) from e
                 stored(r, s)
         else:
-            _drain(executor, todo, stored, window or 2 * workers_of(executor), worker)
+            note = warn if warn is None or not progress else (lambda line: bar.write(line, file=sys.stderr))
+            _drain(executor, todo, stored, window or 2 * workers_of(executor), worker, note)
         ok = True
     finally:
         bar.close()
@@ -402,11 +519,18 @@ def finish(rows: list[dict[str, Any]], outdir: Path, report: dict[str, str]) -> 
         fig = plots.sweep(df, *xyg, caption=_plot_caption(*xyg))
     clean_stale_temps(outdir)
     with critical():
+        written = ["summaries.parquet"]
         write_bytes_atomic(outdir / "summaries.parquet", buf.getvalue())
         if fig is not None:
             write_bytes_atomic(outdir / "sweep.png", fig.png)
             write_text_atomic(outdir / "sweep.svg", fig.svg)
+            written += ["sweep.png", "sweep.svg"]
         write_text_atomic(outdir / "report.md", text)
+        mark_written(outdir, "sweep", [*written, "report.md"])
+
+
+#: the files ``finish`` writes in a sweep's directory (beside its store ``runs/``)
+SWEEP_FILES = ("summaries.parquet", "sweep.png", "sweep.svg", "report.md")
 
 
 def _plot_caption(x: str, y: str, group: str | None) -> str:
@@ -485,6 +609,71 @@ def dask_client(address: str, timeout: float, ca: str | None, cert: str | None, 
             client.close(timeout=2)
         raise ConnectionError(f"the Dask scheduler at {addr} has no workers (waited {timeout:g} s)") from None
     return client
+
+
+def check_options(jobs: int, address: str | None, timeout: float, tls: tuple[str | None, ...],
+                  fail: Callable[..., Any], max_timeout: float) -> None:  # fmt: skip
+    """The ``-j`` / ``--dask*`` options of a many-run command (``gicsim sweep``, ``gicsim
+    hazards``): ``fail(2, line)`` for the first that is wrong."""
+    if not 1 <= jobs <= MAX_JOBS:
+        fail(2, f"gicsim: -j/--jobs: expected 1..{MAX_JOBS} worker processes, got {jobs}")
+    if address is not None and jobs != 1:
+        fail(2, "gicsim: -j/--jobs and --dask exclude each other (the cluster has its own workers)")
+    if not 0 < timeout <= max_timeout:  # also refuses nan
+        fail(2, f"gicsim: --dask-timeout: expected 0 < SECONDS <= {max_timeout:g}, got {timeout}")
+    if address is None and any(tls):
+        fail(2, "gicsim: --dask-tls-* need --dask ADDRESS")
+    if address is not None:
+        try:
+            dask_address(address)
+        except DaskAddressError as e:
+            fail(2, f"gicsim: {e}")
+
+
+def dask_executor(address: str, timeout: float, tls: tuple[str | None, str | None, str | None],
+                  fail: Callable[..., Any]) -> tuple[Any, Executor]:  # fmt: skip
+    """(client, executor) of the Dask cluster at ``address``; ``fail(2, line)`` for a bad
+    address or TLS options, ``fail(3, line)`` when the scheduler cannot be reached or has no
+    worker within ``timeout``."""
+    try:
+        client = dask_client(address, timeout, *tls)
+    except DaskAddressError as e:
+        fail(2, f"gicsim: {e}")
+    except ConnectionError as e:
+        # a half-made Client closes itself when collected and may time out doing so
+        # ("Exception ignored in Client.__del__", a traceback): we leave with one line
+        sys.unraisablehook = lambda _: None
+        fail(3, f"gicsim: {e}")
+    return client, client.get_executor()
+
+
+def claim_results(out: Path, kind: str, files: tuple[str, ...], marks: tuple[str, ...],
+                  fail: Callable[..., Any], write: bool = True) -> None:  # fmt: skip
+    """Before a many-run command (``sweep``, ``hazards``) runs anything: OUT may be missing,
+    empty, or its own earlier output (its manifest; or an older gicsim's: nothing but
+    ``files`` and the store ``runs/``, with one of ``marks`` or the store); anything else is
+    ``fail(2, line)``. OUT then has a ``kind`` manifest, so that a kill at any later point
+    leaves a directory the command recognises and resumes in. ``write=False``: only check
+    (before connecting to a cluster: an input error first)."""
+    from gicsim.present.output import OutputError, claim_dir, is_temp_name
+
+    shown = printable(out, 200)
+    if out.exists() and not out.is_dir():
+        fail(2, f"gicsim: -o/--output: {shown}: exists and is not a directory")
+    problem = _store_dir_problem(out / "runs")
+    if problem:
+        fail(2, f"gicsim: {problem}")
+    legacy: tuple[str, ...] = ()
+    if out.is_dir():
+        names = {n for n in os.listdir(out) if not is_temp_name(n)}
+        if names & {*marks, "runs"}:
+            legacy = files + tuple(f".{f}.tmp" for f in files)  # and an older gicsim's temp names
+    try:
+        claim_dir(out, kind, also_ours=legacy, fixed=files, stores=("runs",), write=write)
+    except OutputError as e:
+        fail(2, *(f"gicsim: -o/--output: {ln}" for ln in e.lines))
+    except OSError as e:
+        fail(3, f"gicsim: cannot write the results in {shown}: {e.strerror or e}")
 
 
 def _short(e: BaseException) -> str:
