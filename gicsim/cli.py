@@ -475,7 +475,7 @@ def _run_dir_problem(d: Path) -> str | None:
     """Why ``gicsim run`` may not replace ``d`` (None: it may). A symlink is replaced (the
     link itself: what it points to is never written or removed); a directory only when it
     holds nothing but files gicsim writes in a run directory."""
-    from gicsim.present.output import MANIFEST, is_temp_name
+    from gicsim.present.output import MANIFEST, OutputError, is_temp_name, read_manifest
     from gicsim.present.report import RUN_DIR_FILES
 
     if d.is_symlink() or not d.exists():
@@ -484,6 +484,11 @@ def _run_dir_problem(d: Path) -> str | None:
     if not d.is_dir():
         return f"{where}: exists and is not a directory; move it away or choose another -o"
     names = {n for n in os.listdir(d) if not is_temp_name(n)}
+    if MANIFEST in names:  # a run's report (--report) is fine; a sweep's or hazard map's is not
+        try:
+            read_manifest(d, "report")
+        except OutputError as e:
+            return f"{e.lines[0]} (-o)"
     foreign = sorted(names - RUN_DIR_FILES - {MANIFEST})
     if foreign:
         some = ", ".join(_printable(n) for n in foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")

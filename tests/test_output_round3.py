@@ -298,3 +298,20 @@ def test_a_scheduler_without_workers_is_said_while_waiting(monkeypatch):
 
 def test_local_workers_are_never_said_to_be_missing():
     assert runner._no_workers(object()) is False  # a ProcessPoolExecutor has no _client
+
+
+@pytest.mark.parametrize("kind", ["hazards", "sweep"])
+def test_run_never_replaces_a_claimed_sweep_or_hazard_directory(tmp_path, kind):
+    """A sweep or hazard map killed before its first stored run leaves only its manifest:
+    `gicsim run -o` must not take that directory for a run of the same name and swap it."""
+    d = tmp_path / "out" / "clean-migration"
+    d.mkdir(parents=True)
+    (d / ".gicsim-report.json").write_text(json.dumps({"gicsim": kind, "files": []}))
+    r = CliRunner().invoke(main, ["run", str(ROOT / "scenarios" / "clean-migration.yaml"), "-o", str(tmp_path / "out")])
+    assert r.exit_code == 2 and "not a report" in r.stderr, r.output
+    assert os.listdir(d) == [".gicsim-report.json"]
+    # a run's own --report manifest is its own: a rerun replaces it
+    d2 = tmp_path / "out2"
+    for _ in range(2):
+        r = CliRunner().invoke(main, ["run", str(ROOT / "scenarios" / "clean-migration.yaml"), "-o", str(d2), "--report"])
+        assert r.exit_code == 0, r.output
