@@ -25,6 +25,9 @@ from gicsim.present.lpi_life import _describe
 from gicsim.present.probe import kernel_record, ram_bits, run_probed
 
 SHOW_LPIS = 64  # affected LPIs whose state is shown (grouped by state)
+SHOW_OUTCOME = 40  # differing summary keys shown (the rest are counted)
+SHOW_ERRORS = 8
+SHOW_STEPS = 40  # migration steps listed after the steps part  # failed calls of one migration shown in its outcome cell
 ALIGN_CAP = 4000  # records after the divergence aligned by SequenceMatcher (it is quadratic)
 SKIP_KEYS = ("scenario", "seed", "wall_s", "events", "sim_ns", "kernel", "expect", "delivered", "phases", "latency_ns")
 
@@ -94,7 +97,8 @@ def flatten(d: Any, prefix: str = "") -> dict[str, Any]:
                 continue
             out.update(flatten(v, f"{prefix}{k}."))
     elif isinstance(d, list) and d and all(isinstance(x, dict) and "errno" in x for x in d):
-        out[prefix[:-1]] = ", ".join(f"{x['step']}: -{x['errno']}" for x in d)
+        shown = ", ".join(f"{x['step']}: -{x['errno']}" for x in d[:SHOW_ERRORS])
+        out[prefix[:-1]] = shown + (f", … ({len(d) - SHOW_ERRORS:,} more)" if len(d) > SHOW_ERRORS else "")
     elif isinstance(d, list):
         for i, v in enumerate(d):
             out.update(flatten(v, f"{prefix}{i + 1}."))
@@ -195,8 +199,7 @@ def render(na: str, nb: str, ra: Any, rb: Any, sa: dict[str, Any] | None, sb: di
             what_a = f"A ran {pa[0]} at {fmt_t(pa[2])}" if pa else "A ran no more steps"
             what_b = f"B ran {pb[0]} at {fmt_t(pb[2])}" if pb else "B ran no more steps"
             out += [f"The migration steps part at step {k + 1}{after}: {what_a}, {what_b}.",
-                    f"  A: {' → '.join(n for n, _, _ in sa_[k:]) or '(none)'}",
-                    f"  B: {' → '.join(n for n, _, _ in sb_[k:]) or '(none)'}", ""]  # fmt: skip
+                    f"  A: {_steps(sa_[k:])}", f"  B: {_steps(sb_[k:])}", ""]  # fmt: skip
         ka = [r[1:2] + r[3:] for r in a[i : i + ALIGN_CAP]]
         kb = [r[1:2] + r[3:] for r in b[i : i + ALIGN_CAP]]
         only_a: Counter[str] = Counter()
@@ -210,8 +213,11 @@ def render(na: str, nb: str, ra: Any, rb: Any, sa: dict[str, Any] | None, sb: di
     diffs = outcome_diff(ra.summary, rb.summary)
     out += ["## Outcome", ""]
     if diffs:
-        w = max(len(k) for k, _, _ in diffs)
-        out += [f"  {'':<{w}}  {'A':>14}  {'B':>14}"] + [f"  {k:<{w}}  {_v(p):>14}  {_v(q):>14}" for k, p, q in diffs]
+        shown = diffs[:SHOW_OUTCOME]
+        w = max(len(k) for k, _, _ in shown)
+        out += [f"  {'':<{w}}  {'A':>14}  {'B':>14}"] + [f"  {k:<{w}}  {_v(p):>14}  {_v(q):>14}" for k, p, q in shown]
+        if len(diffs) > SHOW_OUTCOME:
+            out.append(f"  ({len(diffs) - SHOW_OUTCOME:,} more keys differ, not shown)")
     else:
         out.append("  the same outcome")
     out.append("")
@@ -233,6 +239,11 @@ def render(na: str, nb: str, ra: Any, rb: Any, sa: dict[str, Any] | None, sb: di
                 f"{ids(lpis)}", ""]  # fmt: skip
     out += list(notes or [])
     return "\n".join(out).rstrip() + "\n"
+
+
+def _steps(starts: list[tuple[str, int, int]]) -> str:
+    shown = " → ".join(n for n, _, _ in starts[:SHOW_STEPS]) or "(none)"
+    return shown + (f" → … ({len(starts) - SHOW_STEPS:,} more steps)" if len(starts) > SHOW_STEPS else "")
 
 
 def _v(x: Any) -> str:
@@ -273,7 +284,7 @@ def diff_command(pa: str | Path, pb: str | Path) -> str:
             st = state_at(load_input(p), idx, t, lpis[:SHOW_LPIS])
             st["what"] = what
             got.append(st)
-            if Path(p).is_dir() and digest(st.pop("records")) != digest(rec[: len(rec)]):
+            if Path(p).is_dir() and digest(st.pop("records")) != digest(rec):
                 notes.append(f"note: re-running {p}'s resolved.yaml gives another trace than its trace.parquet; "
                              "the state shown is the re-run's")  # fmt: skip
             st.pop("records", None)

@@ -76,6 +76,8 @@ def printable(s: Any, limit: int | None = 60) -> str:
     other non-printable character escaped as Python does (``\\x1b``, ``\\n``, ``\\u202e``),
     and cut to ``limit`` characters (the escapes counted) followed by ``…``."""
     s = s if isinstance(s, str) else str(s)
+    if s.isprintable() and (limit is None or len(s) <= limit):
+        return s  # nearly every string: no per-character pass
     out: list[str] = []
     n = 0
     for ch in s:

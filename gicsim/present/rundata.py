@@ -48,8 +48,12 @@ class RunData:
     origin: str = ""  # the directory or scenario file it came from
     result: Result | None = None  # set when the run happened in this process
 
+    validated: Scenario | None = None  # the scenario as read_run_dir validated it
+
     @cached_property
     def scenario(self) -> Scenario:
+        if self.validated is not None:
+            return self.validated
         from gicsim.scenario import scenario_from_dict
 
         return scenario_from_dict(self.resolved, filename=f"{self.origin or self.name}/resolved.yaml")
@@ -65,12 +69,17 @@ class RunData:
             return str(t.get("base", "altra-6.12"))
         return str(t or "altra-6.12")
 
+    rec: list[tuple[Any, ...]] | None = attrs.field(default=None, init=False, repr=False)
+
     def records(self) -> list[tuple[Any, ...]]:
+        """The trace as record tuples (made once: a trace at the row cap takes seconds)."""
         if self.result is not None:
             return self.result.records
-        from gicsim.judge.trace import frame_to_records
+        if self.rec is None:
+            from gicsim.judge.trace import frame_to_records
 
-        return frame_to_records(self.trace)
+            self.rec = frame_to_records(self.trace)
+        return self.rec
 
 
 def from_result(res: Result, origin: str = "") -> RunData:
@@ -149,13 +158,10 @@ def _read_capped(d: Path, name: str, cap: int, cap_name: str) -> str:
         raise RunInputError([f"{d / name}: not valid UTF-8 (byte {e.start})"]) from None
 
 
-def read_run_resolved(path: str | Path) -> dict[str, Any]:
-    """The resolved scenario of a RUN_DIR (``resolved.yaml``, as plain data), read under the
-    scenario loader's caps. Neither the trace nor the summary is read (``gicsim tables``)."""
+def _read_resolved(d: Path) -> tuple[dict[str, Any], str]:
     from gicsim.scenario import ScenarioError
     from gicsim.scenario.yamlpos import parse_yaml
 
-    d = Path(path)
     _check_files(d, ("resolved.yaml",))
     text = _read_capped(d, "resolved.yaml", MAX_RESOLVED_BYTES, "MAX_FILE_BYTES")
     try:
@@ -164,7 +170,27 @@ def read_run_resolved(path: str | Path) -> dict[str, Any]:
         raise RunInputError(list(e.problems)) from None
     if not isinstance(doc.raw, dict):
         raise RunInputError([f"{d / 'resolved.yaml'}: must hold a mapping (the resolved scenario)"])
-    return doc.raw
+    return doc.raw, text
+
+
+def read_run_resolved(path: str | Path) -> dict[str, Any]:
+    """The resolved scenario of a RUN_DIR (``resolved.yaml``, as plain data), read under the
+    scenario loader's caps. Neither the trace nor the summary is read (``gicsim tables``)."""
+    return _read_resolved(Path(path))[0]
+
+
+def read_run_scenario(path: str | Path) -> tuple[dict[str, Any], Scenario]:
+    """The resolved scenario of a RUN_DIR, as plain data and validated like a scenario file:
+    problems are ``DIR/resolved.yaml:LINE:COL: key.path: message`` (the file's own positions)."""
+    from gicsim.scenario import ScenarioError
+    from gicsim.scenario.load import load_scenario_text
+
+    d = Path(path)
+    raw, text = _read_resolved(d)
+    try:
+        return raw, load_scenario_text(text, str(d / "resolved.yaml"))
+    except ScenarioError as e:
+        raise RunInputError(list(e.problems)) from None
 
 
 def _trace_rows(d: Path, fd: int) -> Any:
@@ -212,6 +238,30 @@ def _trace_rows(d: Path, fd: int) -> Any:
     return pf, fh
 
 
+def _read_summary(d: Path, migrations: int) -> dict[str, Any]:
+    """``summary.json`` parsed and checked against its contract (docs/summary-json.md,
+    :mod:`gicsim.present.summary_schema`) and against the scenario it came from."""
+    from gicsim.present.summary_schema import check_summary
+
+    f = d / "summary.json"
+    text = _read_capped(d, "summary.json", MAX_SUMMARY_BYTES, "MAX_SUMMARY_BYTES")
+    try:
+        summary = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        raise RunInputError([f"{f}: not valid JSON: {_short(e)}"]) from None
+    problems = check_summary(summary, str(f))
+    if problems and isinstance(summary, dict) and "kernel" not in summary and "scenario" in summary:
+        # summary.json gained `kernel` (and lpis.dropped.no_its) in round 3: an older run
+        problems = [f"{f}: written by an older gicsim (no `kernel` section); run its scenario "
+                    f"again: gicsim run {d / 'resolved.yaml'}"]  # fmt: skip
+    if problems:
+        raise RunInputError(problems)
+    if len(summary["migrations"]) != migrations:
+        raise RunInputError([f"{f}: migrations: {len(summary['migrations']):,} migrations, but resolved.yaml "
+                             f"has {migrations} (summary.json and resolved.yaml are of different runs)"])  # fmt: skip
+    return summary
+
+
 def _short(e: BaseException) -> str:
     s = str(e).strip().splitlines()[0] if str(e).strip() else ""
     return s if len(s) <= 200 else s[:200] + "..."
@@ -222,15 +272,13 @@ def read_run_dir(path: str | Path) -> RunData:
 
     Sizes are checked before anything is loaded: ``summary.json`` (MAX_SUMMARY_BYTES),
     ``resolved.yaml`` (the scenario loader's caps) and ``trace.parquet`` (rows and bytes from
-    its Parquet metadata); FIFOs, devices and sockets are refused without blocking."""
+    its Parquet metadata); FIFOs, devices and sockets are refused without blocking. What is
+    loaded is checked too: ``resolved.yaml`` as a scenario file (with its line and column),
+    ``summary.json`` against its contract (:mod:`gicsim.present.summary_schema`)."""
     d = Path(path)
     _check_files(d, RUN_FILES)
-    resolved = read_run_resolved(d)
-    text = _read_capped(d, "summary.json", MAX_SUMMARY_BYTES, "MAX_SUMMARY_BYTES")
-    try:
-        summary = json.loads(text)
-    except (ValueError, RecursionError) as e:
-        raise RunInputError([f"{d / 'summary.json'}: not valid JSON: {_short(e)}"]) from None
+    resolved, sc = read_run_scenario(d)
+    summary = _read_summary(d, len(sc.migrations))
     fd = _open_regular(d, "trace.parquet")
     try:
         pf, fh = _trace_rows(d, fd)
@@ -243,8 +291,6 @@ def read_run_dir(path: str | Path) -> RunData:
                              f"{_short(e)}"]) from None  # fmt: skip
     finally:
         os.close(fd)
-    if not isinstance(summary, dict) or not isinstance(resolved, dict):
-        raise RunInputError([f"{d}: summary.json and resolved.yaml must hold mappings"])
     from gicsim.judge.trace import CATEGORICAL, COLUMNS, PUBLIC_COLUMNS, internal_frame
 
     if list(trace.columns) == list(PUBLIC_COLUMNS):
@@ -256,7 +302,7 @@ def read_run_dir(path: str | Path) -> RunData:
             trace[c] = trace[c].astype("category")
     return RunData(
         name=str(summary.get("scenario", d.name)), summary=summary, trace=trace,
-        resolved=resolved, origin=str(d),
+        resolved=resolved, origin=str(d), validated=sc,
     )  # fmt: skip
 
 

@@ -318,16 +318,13 @@ def load_input(path: str | Path) -> Scenario:
     Of a RUN_DIR only ``resolved.yaml`` is read, under the scenario loader's caps: the tables
     come from re-running the scenario, so the trace and the summary are never loaded.
     Raises ``ScenarioError`` (a scenario file) or ``RunInputError`` (a RUN_DIR)."""
-    from gicsim.present.rundata import RunInputError, read_run_resolved
-    from gicsim.scenario import ScenarioError, load_scenario, scenario_from_dict
+    from gicsim.present.rundata import read_run_scenario
+    from gicsim.scenario import load_scenario
 
     p = Path(path)
     if not p.is_dir():
         return load_scenario(p)
-    try:
-        return scenario_from_dict(read_run_resolved(p), filename=f"{p}/resolved.yaml")
-    except ScenarioError as e:
-        raise RunInputError(list(e.problems)) from None
+    return read_run_scenario(p)[1]  # RunInputError, placed at resolved.yaml's own lines
 
 
 def _kvm_calls(rec: list[Any], migration: int) -> list[tuple[int, str, str, str]]:

@@ -69,7 +69,8 @@ def context(run: RunData) -> Ctx:
 
 
 def _pos_at(cx: Ctx, t: int) -> int:
-    return int(np.searchsorted(cx.df["t"].to_numpy(), t, side="left"))
+    ts = _cached(cx, ("t",), lambda: cx.df["t"].to_numpy())
+    return int(np.searchsorted(ts, t, side="left"))
 
 
 def _gcmd_words(grp: pd.DataFrame) -> str:

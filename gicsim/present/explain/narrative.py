@@ -116,7 +116,9 @@ def _timeline(cx: Ctx) -> list[Line]:
         p0 = int(grp["pos"].iloc[0])
         # the commands run during the write: the last len(grp) executions before its rows, if
         # they are the batch's commands (else the ITS was off and ran them later)
-        ran = np.flatnonzero((cside == side) & (cpos < p0) & (cpos > last.get(side, -1)) & ~done)[-len(grp):]
+        lo = int(np.searchsorted(cpos, last.get(side, -1), side="right"))  # cpos is sorted: only the
+        hi = max(lo, int(np.searchsorted(cpos, p0, side="left")))  # executions in between are looked at
+        ran = (lo + np.flatnonzero((cside[lo:hi] == side) & ~done[lo:hi]))[-len(grp):]
         last[side] = p0
         if len(ran) != len(grp) or sorted(map(_sig, c.iloc[ran].itertuples())) != sorted(map(_sig, grp.itertuples())):
             ran = ran[:0]
@@ -386,7 +388,10 @@ def _why_errno(cx: Ctx, m: A.MigInfo | None, c: Any, attempt: int) -> str:
 
 
 def _with_traffic(cx: Ctx, lines: list[Line]) -> list[Line]:
-    """Insert one summary line per window between narrated lines for MSIs, drops, deliveries."""
+    """Insert one summary line per window between narrated lines for MSIs, drops, deliveries.
+
+    Every count is taken in one pass over the traffic rows (grouped by window, side and what
+    is counted), so the cost grows with the trace, not with windows × rows."""
     df = cx.df
     kind = df["kind"]
     sel = kind.isin(["raise", "accept", "drop", "deliver"]).to_numpy()
@@ -395,34 +400,55 @@ def _with_traffic(cx: Ctx, lines: list[Line]) -> list[Line]:
     pos = A.positions(df)[sel]
     bounds = np.array([ln.pos for ln in lines], dtype=np.int64)
     win = np.searchsorted(bounds, pos, side="right")  # window w = after line w-1
-    tr = pd.DataFrame({"win": win, "kind": A._info_str(kind[sel]).to_numpy(), "side": A._info_str(df.loc[sel, "side"]).to_numpy(),
-                       "t": df.loc[sel, "t"].to_numpy(), "lpi": df.loc[sel, "lpi"].to_numpy(),
-                       "vcpu": df.loc[sel, "vcpu"].to_numpy(), "pos": pos})  # fmt: skip
+    kinds = A._info_str(kind[sel]).to_numpy()
+    sides = A._info_str(df.loc[sel, "side"]).to_numpy()
     drops = cx.acc[cx.acc["kind"] == "drop"].set_index("pos")["drop_reason"]
-    tr["reason"] = tr["pos"].map(drops).astype(object).fillna("")
+    reason = pd.Series(pos).map(drops).astype(object).fillna("").to_numpy()
+    vcpu = df.loc[sel, "vcpu"].to_numpy()
+    t = df.loc[sel, "t"].to_numpy()
+    # one row per (window, side, what): what is a kind, ("drop", reason) or ("deliver", vCPU)
+    is_drop, is_dv = kinds == "drop", kinds == "deliver"
+    sub = np.where(is_drop, reason, np.where(is_dv, vcpu, None))
+    tab = pd.DataFrame({"win": win, "side": sides, "kind": kinds, "sub": sub, "i": np.arange(len(win))})
+    kc = tab.groupby(["win", "side", "kind"], sort=True)["i"].size()
+    dr = tab[is_drop].groupby(["win", "side", "sub"], sort=False)["i"].agg(["size", "min"])
+    dv = tab[is_dv].groupby(["win", "side", "sub"], sort=True)["i"].size()
+    counts_: dict[tuple[int, str], dict[str, int]] = {}
+    for (w, side, k), n in kc.items():
+        counts_.setdefault((int(w), side), {})[k] = int(n)
+    reasons: dict[tuple[int, str], list[tuple[int, int, str]]] = {}
+    for (w, side, r), (n, first) in dr.iterrows():
+        reasons.setdefault((int(w), side), []).append((-int(n), int(first), r))  # as value_counts orders
+    per_vcpu: dict[tuple[int, str], list[tuple[int, int]]] = {}
+    for (w, side, v), n in dv.items():
+        per_vcpu.setdefault((int(w), side), []).append((int(v), int(n)))
+    starts = np.flatnonzero(np.r_[True, win[1:] != win[:-1]])  # win is sorted: the rows of a window are contiguous
+    ends = np.r_[starts[1:], len(win)] - 1
+    by_win: dict[int, list[str]] = {}
+    for w, side in counts_:
+        by_win.setdefault(w, []).append(side)
     extra: dict[int, list[Line]] = {}
-    for w, grp in tr.groupby("win", sort=True):
+    for i0, i1 in zip(starts, ends, strict=True):
+        w = int(win[i0])
         bits = []
-        for side, g in grp.groupby("side", sort=True):
-            kc = g["kind"].value_counts()
+        for side in sorted(by_win[w]):
+            c = counts_[(w, side)]
             part = []
-            if kc.get("raise"):
-                part.append(f"{kc['raise']:,} raised")
-            if kc.get("accept"):
-                part.append(f"{kc['accept']:,} accepted")
-            dr = g.loc[g["kind"] == "drop", "reason"].value_counts()
-            if len(dr):
-                part.append("dropped " + ", ".join(f"{n:,} {r}" for r, n in dr.items()))
-            dv = g[g["kind"] == "deliver"]
-            if len(dv):
-                per = dv.groupby("vcpu").size()
-                part.append(f"{len(dv):,} delivered (" + (", ".join(f"vCPU {v}: {n:,}" for v, n in per.items()) if len(per) <= 8
-                            else f"on {len(per)} vCPUs, {ids(per.index)}") + ")")  # fmt: skip
+            if c.get("raise"):
+                part.append(f"{c['raise']:,} raised")
+            if c.get("accept"):
+                part.append(f"{c['accept']:,} accepted")
+            if c.get("drop"):
+                part.append("dropped " + ", ".join(f"{-n:,} {r}" for n, _, r in sorted(reasons[(w, side)])))
+            if c.get("deliver"):
+                per = per_vcpu[(w, side)]
+                part.append(f"{c['deliver']:,} delivered (" + (", ".join(f"vCPU {v}: {n:,}" for v, n in per) if len(per) <= 8
+                            else f"on {len(per)} vCPUs, {ids(v for v, _ in per)}") + ")")  # fmt: skip
             bits.append(f"{side}: " + ", ".join(part))
-        t0, t1 = int(grp["t"].iloc[0]), int(grp["t"].iloc[-1])
+        t0, t1 = int(t[i0]), int(t[i1])
         span = f" until {T(t1)}" if t1 != t0 else ""
         txt = f"Interrupt traffic{span} — " + "; ".join(bits) + "."
-        extra.setdefault(int(w), []).append(Line(t0, int(grp["pos"].iloc[0]), txt, 0))
+        extra.setdefault(w, []).append(Line(t0, int(pos[i0]), txt, 0))
     out: list[Line] = []
     for i in range(len(lines) + 1):
         out += extra.get(i, [])
