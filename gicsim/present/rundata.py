@@ -238,6 +238,11 @@ def _trace_rows(d: Path, fd: int) -> Any:
     return pf, fh
 
 
+#: keys summary.json gained in round 3 (a summary missing only these is of an older gicsim)
+_ADDED_IN_ROUND_3 = ("kernel", "lpis.dropped.no_its", "lpis.dropped_by_side.source.no_its",
+                     "lpis.dropped_by_side.destination.no_its")
+
+
 def _read_summary(d: Path, migrations: int) -> dict[str, Any]:
     """``summary.json`` parsed and checked against its contract (docs/summary-json.md,
     :mod:`gicsim.present.summary_schema`) and against the scenario it came from."""
@@ -250,8 +255,9 @@ def _read_summary(d: Path, migrations: int) -> dict[str, Any]:
     except (ValueError, RecursionError) as e:
         raise RunInputError([f"{f}: not valid JSON: {_short(e)}"]) from None
     problems = check_summary(summary, str(f))
-    if problems and isinstance(summary, dict) and "kernel" not in summary and "scenario" in summary:
-        # summary.json gained `kernel` (and lpis.dropped.no_its) in round 3: an older run
+    added = {f"{f}: {k}: missing required key" for k in _ADDED_IN_ROUND_3}
+    if problems and f"{f}: kernel: missing required key" in problems and set(problems) <= added:
+        # only what summary.json gained in round 3 is missing: an older run, not a broken one
         problems = [f"{f}: written by an older gicsim (no `kernel` section); run its scenario "
                     f"again: gicsim run {d / 'resolved.yaml'}"]  # fmt: skip
     if problems:
