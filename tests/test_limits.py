@@ -184,8 +184,8 @@ def test_caps_are_what_the_scale_scenario_needs():
     assert S.MAX_VCPUS >= 512
     assert S.MAX_MAPPED_LPIS >= 57_344 and S.MAX_MSIS >= 1_100_000
     assert S.MAX_MSIS * S.ROWS_PER_MSI <= S.MAX_TRACE_ROWS
-    # the memory the comment in constants.py promises: ~4 GiB at the cap
-    assert S.MAX_TRACE_ROWS * S.BYTES_PER_TRACE_ROW < 4.5 * (1 << 30)
+    # the memory the comment in constants.py promises: ~2.7 GiB at the cap
+    assert S.MAX_TRACE_ROWS * S.BYTES_PER_TRACE_ROW < 2.75 * (1 << 30)
 
 
 @pytest.mark.parametrize("path", [p for p in SCENARIOS if p.stat().st_size < 16_000], ids=lambda p: p.stem)

@@ -3,6 +3,7 @@ import pytest
 
 from gicsim.scenario.timing import (
     DEFAULT_PROFILE,
+    NOT_CHARGED,
     PROFILE_SOURCES,
     PROFILES,
     SOURCES,
@@ -110,21 +111,21 @@ def test_overrides_in_microseconds_become_int_ns():
         {
             "base": "altra-6.12",
             "overrides": {
-                "hvc_us": 0.5,
+                "handler_us": 0.5,
                 "vcpu_exit_us": 400,
                 "its_restore_scan_per_entry_us": 0.09,
             },
         }
     )
-    assert p.hvc_ns == 500 and type(p.hvc_ns) is int
+    assert p.handler_ns == 500 and type(p.handler_ns) is int
     assert p.vcpu_exit_ns == 400_000 and type(p.vcpu_exit_ns) is int
     assert p.its_restore_scan_per_entry_ns == 90 and type(p.its_restore_scan_per_entry_ns) is int
     assert p.vipi_ns == ALTRA.vipi_ns  # untouched
 
 
 def test_override_rounds_to_nearest_ns():
-    assert resolve_timing({"overrides": {"eoi_us": 0.0126}}).eoi_ns == 13
-    assert resolve_timing({"overrides": {"eoi_us": 0.0124}}).eoi_ns == 12
+    assert resolve_timing({"overrides": {"its_cmd_us": 0.0126}}).its_cmd_ns == 13
+    assert resolve_timing({"overrides": {"its_cmd_us": 0.0124}}).its_cmd_ns == 12
 
 
 def test_non_time_fields_are_overridden_by_exact_name():
@@ -167,10 +168,11 @@ def test_ns_override_key_points_to_us():
         {"base": "nope"},
         {"base": []},
         {"base": "altra-6.12", "extra": 1},
-        {"overrides": {"hvc_us": -1}},
-        {"overrides": {"hvc_us": True}},
-        {"overrides": {"hvc_us": "fast"}},
-        {"overrides": {"hvc_us": float("nan")}},
+        {"overrides": {"handler_us": -1}},
+        {"overrides": {"handler_us": True}},
+        {"overrides": {"handler_us": "fast"}},
+        {"overrides": {"handler_us": float("nan")}},
+        {"overrides": {"hvc_us": 1}},  # a reference figure nothing charges
         {"overrides": {"precopy_bandwidth_mib_s": 0}},
         {"overrides": [1]},
         42,
@@ -210,9 +212,37 @@ def test_profile_table_rows():
 
 
 def test_profile_table_marks_overrides_and_finds_base():
-    p = resolve_timing({"base": "xgene-2016", "overrides": {"hvc_us": 1}})
+    p = resolve_timing({"base": "xgene-2016", "overrides": {"handler_us": 2}})
     rows = {r[0]: r for r in profile_table(p)}
-    assert "override" in rows["hvc_ns"][3] and "2708" in rows["hvc_ns"][3]
+    assert "override" in rows["handler_ns"][3] and "(base xgene-2016: " in rows["handler_ns"][3]
     assert "ISCA16" in rows["vipi_ns"][3]  # base detected as xgene-2016
     rows = {r[0]: r for r in profile_table(p, base="altra-6.12")}
     assert "override" in rows["vipi_ns"][3]
+
+
+def test_overrides_of_figures_nothing_charges_are_refused():
+    """hvc, vipi, ack, eoi, msi_inject, msi_cache_miss, its_int_to_handler, dirty_sync and
+    dest_prefault are reference figures: changing one would change nothing, so it is refused;
+    the profile's own value (what a resolved scenario spells out) is accepted."""
+    for f in NOT_CHARGED:
+        key = f[:-3] + "_us" if f.endswith("_ns") else f
+        with pytest.raises(TimingSpecError, match=f"^{key}: a reference figure the simulation does not charge"):
+            resolve_timing({"overrides": {key: 12345}})
+        same = getattr(ALTRA, f) / 1000 if f.endswith("_ns") else getattr(ALTRA, f)
+        assert resolve_timing({"overrides": {key: same}}) == ALTRA
+    rows = {r[0]: r for r in profile_table(ALTRA)}
+    assert rows["hvc_ns"][3].startswith("reference only, not charged (nothing in the model makes a hypercall); ")
+    assert not rows["handler_ns"][3].startswith("reference only")
+
+
+def test_not_charged_fields_are_read_by_no_simulation_code():
+    """The list is true: no module outside the timing profile reads those fields (and every
+    other field is read somewhere)."""
+    import pathlib
+    import re
+
+    src = pathlib.Path(__file__).resolve().parent.parent / "gicsim"
+    text = "\n".join(p.read_text() for p in src.rglob("*.py") if p.name != "timing.py")
+    for f in FIELDS:
+        used = re.search(rf"\b{f}\b", text) is not None
+        assert used == (f not in NOT_CHARGED), f

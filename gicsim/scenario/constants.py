@@ -13,17 +13,19 @@ MAX_NS = (1 << 63) - 1  # traces store int64 nanoseconds
 #
 # Memory is the trace: one row per event (gicsim.judge.trace), held as a tuple while the run
 # goes, then as a DataFrame and Parquet at the end, next to the model state and the summary.
-# Measured with `gicsim run` (peak RSS, /usr/bin/time -v, Python 3.11, pandas 2): 440 B per
-# row at the margin (1 M vs 2 M MSIs on 4 vCPUs: 2.32 M vs 4.64 M rows, 1.15 vs 2.10 GiB),
-# 700 B per row on the scale benchmark (scenarios/scale-512.yaml: 512 vCPUs, 57,344 LPIs,
-# 1.0 M MSIs, 3.11 M rows, 2.2 GiB peak, ~40 s of simulation), plus ~200 MiB to start. An MSI
-# is up to 4 rows (raise, accept or drop, deliver, eoi): up to 2.7 KiB of peak memory.
+# Measured with `gicsim run` (peak RSS, /usr/bin/time -v, Python 3.11, pandas 2, after the
+# round-3 memory work — categorical columns, no fixed-width copies, streamed Perfetto):
+# the scale benchmark (scenarios/scale-512.yaml: 512 vCPUs, 57,344 LPIs, 1.0 M MSIs, 3.11 M
+# rows, ~45 s of simulation) peaks at 1.42 GB, also with --report --perfetto: ~470 B per row
+# including the ~200 MB a run starts with. At the cap, 1.45 M MSIs all delivered on 4 vCPUs
+# (clean-migration stretched to 24 s): estimate 5.81 M rows, trace 5.80 M rows, 2.10 GB peak,
+# 33 s of simulation; `explain` on that run directory 40 s / 1.53 GB, `report` 39 s / 1.50 GB.
+# An MSI is up to 4 rows (raise, accept or drop, deliver, eoi): up to ~1.9 KiB of peak memory.
 # So the trace is capped on an estimate of its rows that is an upper bound of the real count
 # (gicsim.scenario.limits.trace_rows, ROWS_PER_* below): MAX_TRACE_ROWS rows are at most
-# ~4 GiB. At the cap, 1.45 M MSIs all delivered on 4 vCPUs: estimate 5.80 M rows, trace
-# 5.80 M rows, 2.9 GiB peak, 70 s of simulation. The scale benchmark's estimate is 4.2 M rows.
-BYTES_PER_TRACE_ROW = 700  # measured peak RSS per trace row (scale-512), for messages
-MAX_TRACE_ROWS = 6_000_000  # estimated rows of a run's trace (~4 GiB peak)
+# ~2.7 GiB at BYTES_PER_TRACE_ROW. The scale benchmark's estimate is 4.2 M rows.
+BYTES_PER_TRACE_ROW = 470  # measured peak RSS per trace row (scale-512), for messages
+MAX_TRACE_ROWS = 6_000_000  # estimated rows of a run's trace (~2.7 GiB peak)
 ROWS_PER_MSI = 4  # raise, accept (or drop), deliver, eoi
 ROWS_PER_COMMAND = 2  # gcmd (the guest wrote it) + cmd (the ITS ran it)
 ROWS_PER_MIGRATION = 64  # steps (start/end), KVM calls, migration, quiesce, state rows

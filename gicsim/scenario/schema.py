@@ -595,6 +595,9 @@ def _timing_profile(v: Any) -> TimingProfile:
     spec = TimingSpec.model_validate(v)
     overrides: BaseModel = spec.overrides
     changes = overrides.model_dump(exclude_none=True, by_alias=False)
+    problems = _timing.not_charged_problems(changes, spec.base)
+    if problems:
+        raise ValueError(f"overrides.{problems[0]}")
     return attrs.evolve(PROFILES[spec.base], **changes)
 
 

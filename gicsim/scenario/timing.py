@@ -244,6 +244,38 @@ PROFILE_SOURCES: dict[str, dict[str, str]] = {
 }
 
 
+#: Fields kept as reference figures (their sources, the report's timing table, the profiles'
+#: derivations) that nothing in the simulation charges. An override that changes one would
+#: change nothing, so it is refused (the value the profile already has is accepted: resolved
+#: scenarios spell every key out).
+NOT_CHARGED: dict[str, str] = {
+    "hvc_ns": "nothing in the model makes a hypercall",
+    "vipi_ns": "the model sends no SGIs, the virtual IPIs",
+    "its_int_to_handler_ns": "a calibration target: INT -> handler comes out of its_cmd_us, "
+    "lpi_delivery_us and handler_us",
+    "ack_ns": "the guest's acknowledge is inside handler_us",
+    "eoi_ns": "the guest's EOI is inside handler_us",
+    "msi_inject_ns": "an MSI reaches the ITS at the instant its device raises it",
+    "msi_cache_miss_ns": "a translation-cache miss costs no extra time in the model",
+    "dirty_sync_per_gib_ns": "pre-copy charges no dirty-bitmap sync",
+    "dest_prefault_ms_per_gib": "the destination does not prefault guest memory, like QEMU by default",
+}
+
+
+def not_charged_problems(changes: Mapping[str, Any], base: str) -> list[str]:
+    """One message per override (field -> value) that changes a :data:`NOT_CHARGED` field
+    of profile ``base``."""
+    keys = {f: k for k, f in override_keys().items()}
+    ref = PROFILES[base]
+    return [
+        f"{keys[f]}: a reference figure the simulation does not charge ({NOT_CHARGED[f]}); "
+        f"an override would change nothing (remove it, or keep the profile's {getattr(ref, f)!r}"
+        f"{'' if not f.endswith('_ns') else ' ns'})"
+        for f, v in changes.items()
+        if f in NOT_CHARGED and v != getattr(ref, f)
+    ]
+
+
 def override_keys() -> dict[str, str]:
     """Scenario override key -> field name (``_us`` keys for ``_ns`` fields)."""
     return {(f[:-3] + "_us" if f.endswith("_ns") else f): f for f in FIELDS}
@@ -308,6 +340,9 @@ def resolve_timing(spec: str | Mapping[str, Any] | TimingProfile | None = None) 
             f"unknown timing profile {base!r}; valid profiles: {', '.join(PROFILES)}"
         )
     changes: dict[str, Any] = dict(convert_override(k, v) for k, v in overrides.items())
+    problems = not_charged_problems(changes, base)
+    if problems:
+        raise TimingSpecError(problems[0])
     return attrs.evolve(PROFILES[base], **changes)
 
 
@@ -321,7 +356,8 @@ def _closest_base(profile: TimingProfile) -> str:
 def profile_table(
     profile: TimingProfile, base: str | None = None
 ) -> list[tuple[str, int | float, str, str]]:
-    """(field, value, unit, source) rows; values differing from the base are marked override."""
+    """(field, value, unit, source) rows; values differing from the base are marked override,
+    fields nothing charges (:data:`NOT_CHARGED`) are marked reference only."""
     if base is None:
         base = _closest_base(profile)
     ref, sources = PROFILES[base], PROFILE_SOURCES[base]
@@ -332,5 +368,7 @@ def profile_table(
             src = sources[f]
         else:
             src = f"scenario override (base {base}: {getattr(ref, f)})"
+        if f in NOT_CHARGED:
+            src = f"reference only, not charged ({NOT_CHARGED[f]}); {src}"
         rows.append((f, value, _unit(f), src))
     return rows
