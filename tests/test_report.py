@@ -311,3 +311,12 @@ def test_report_files_never_carry_terminal_escapes(tmp_path):
         body = (out / "clean-migration" / name).read_text()
         assert "\x1b" not in body and "\x07" not in body
         assert "\\x1b[31mRED\\x1b[0m \\x1b]0;title\\x07" in body
+
+
+def test_the_timing_table_says_where_every_charged_field_is_used():
+    """Every field the simulation charges drives a figure ("used in"), and no reference-only
+    field (timing.NOT_CHARGED) claims to."""
+    from gicsim.scenario.timing import FIELDS, NOT_CHARGED
+
+    used = {f for fields in report.FIGURE_FIELDS.values() for f in fields}
+    assert used == set(FIELDS) - set(NOT_CHARGED)

@@ -43,18 +43,16 @@ from gicsim.scenario import ScenarioError, resolved_dict
 from gicsim.scenario.errors import _fail, _show
 from gicsim.scenario.fields import _suggest
 from gicsim.scenario.load import InputFileError, _validate, read_input_file
-from gicsim.scenario.messages import _format_path, _position, _sorted_unique
+from gicsim.scenario.messages import _position, _sorted_unique
 from gicsim.scenario.yamlpos import MAX_FILE_BYTES, _Positions, parse_yaml
 from gicsim.sweeps.spec import (
-    MAX_SWEEP_BYTES,
-    MAX_SWEEP_NODES,
     SweepError,
     _at,
     _copy_positions,
-    _expanded_too_large,
     _model_problems,
     set_path,
 )
+from gicsim.sweeps.spec import _parse as _parse_sweep_yaml
 
 MAX_HAZARD_RUNS = 200_000  # ~1 KiB of parent memory per run; the default space of 8 steps is 40,328
 MAX_PERMUTED_STEPS = 9  # "all" orders of more steps than this (10! = 3.6 M) are refused
@@ -182,35 +180,7 @@ def default_dims() -> dict[str, Any]:
 
 def _parse(path: Path) -> tuple[Any, _Positions]:
     """A space file's YAML with positions, read as a sweep file is (the same caps)."""
-    where = str(path)
-    try:
-        data = read_input_file(path, MAX_SWEEP_BYTES, "space", "MAX_SWEEP_BYTES")
-    except InputFileError as e:
-        raise SweepError([f"{where}: {e.reason}"]) from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
-        raise SweepError([f"{where}:{line}:{col}: <file>: not valid UTF-8 "
-                          f"(byte 0x{data[e.start]:02x})"]) from None  # fmt: skip
-    if _expanded_too_large(text, MAX_SWEEP_NODES):  # before anything expands
-        raise SweepError([f"{where}:1:1: <yaml>: more than {MAX_SWEEP_NODES:,} values after alias "
-                          "expansion (MAX_SWEEP_NODES; aliases expanding?)"])  # fmt: skip
-    try:
-        doc = parse_yaml(text, where)
-    except ScenarioError as e:
-        raise SweepError(e.problems) from None
-    if doc.problems:
-        located = []
-        for path_, msg, *at in doc.problems:
-            line, col = at if at else _position(tuple(path_), True, False, doc.pos)
-            located.append((line, col, f"{where}:{line}:{col}: {_format_path(tuple(path_))}: {msg}"))
-        raise SweepError(_sorted_unique(located))
-    if doc.raw is None:
-        raise SweepError([f"{where}:1:1: <root>: empty space file (expected a mapping with keys "
-                          f"such as {', '.join(DIMENSIONS[:3])})"])  # fmt: skip
-    return doc.raw, doc.pos
+    return _parse_sweep_yaml(path, "space", ", ".join(DIMENSIONS[:3]))
 
 
 def _duplicates(dims: dict[str, Any], where: str, pos: _Positions) -> list[tuple[int, int, str]]:

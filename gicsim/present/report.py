@@ -39,7 +39,7 @@ MAX_VCPU_ROWS = 16  # per-vCPU latency rows shown in full up to this many vCPUs
 #: profile fields each figure depends on (what the simulator charges on that path)
 FIGURE_FIELDS: dict[str, tuple[str, ...]] = {
     "waterfall": (
-        "vcpu_exit_ns", "kvm_attr_ns", "pending_save_per_lpi_ns", "its_save_per_entry_ns",
+        "vcpu_exit_ns", "vcpu_pause_per_vcpu_ns", "kvm_attr_ns", "pending_save_per_lpi_ns", "its_save_per_entry_ns",
         "its_restore_scan_per_entry_ns", "its_restore_per_mapping_ns", "its_cmd_ns",
         "switchover_bandwidth_mib_s", "vcpu_resume_ns",
     ),

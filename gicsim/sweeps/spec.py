@@ -190,10 +190,12 @@ def _expanded_too_large(text: str, cap: int) -> bool:
     return isinstance(size, int) and size > cap
 
 
-def _parse(path: Path) -> tuple[Any, _Positions]:
+def _parse(path: Path, what: str = "sweep", keys: str = "base, grid") -> tuple[Any, _Positions]:
+    """A sweep file's YAML with positions under the sweep caps; ``what``/``keys`` name the kind
+    of file in messages (a hazard space file is read the same way: gicsim.hazards.space)."""
     where = str(path)
     try:
-        data = read_input_file(path, MAX_SWEEP_BYTES, "sweep", "MAX_SWEEP_BYTES")
+        data = read_input_file(path, MAX_SWEEP_BYTES, what, "MAX_SWEEP_BYTES")
     except InputFileError as e:
         raise SweepError([f"{where}: {e.reason}"]) from None
     try:
@@ -220,8 +222,8 @@ def _parse(path: Path) -> tuple[Any, _Positions]:
                 located.append(_at(where, doc.pos, tuple(path_), msg))
         raise SweepError(_sorted_unique(located))
     if doc.raw is None:
-        raise SweepError([f"{where}:1:1: <root>: empty sweep file (expected a mapping with keys "
-                          f"such as base, grid)"])  # fmt: skip
+        raise SweepError([f"{where}:1:1: <root>: empty {what} file (expected a mapping with keys "
+                          f"such as {keys})"])  # fmt: skip
     return doc.raw, doc.pos
 
 
