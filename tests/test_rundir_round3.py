@@ -190,3 +190,20 @@ def test_a_run_directory_of_an_older_gicsim_says_so_and_how_to_redo_it(rd):
         assert r.stderr.strip() == (f"{rd}/summary.json: written by an older gicsim (no `kernel` section); "
                                     f"run its scenario again: gicsim run {rd}/resolved.yaml")  # fmt: skip
     assert CliRunner().invoke(main, ["validate", str(rd / "resolved.yaml")]).exit_code == 0
+
+
+def test_the_trace_is_capped_on_what_it_decodes_to_not_on_what_its_metadata_says(rd, monkeypatch):
+    """Parquet sizes are the writer's word: a file whose columns decode to more than
+    MAX_TRACE_DATA_BYTES is refused while decoding (batch by batch), even when its metadata
+    claims less. Here the cap sits between the metadata's figure and the real one."""
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(rd / "trace.parquet")
+    claimed = sum(pf.metadata.row_group(i).total_byte_size for i in range(pf.metadata.num_row_groups))
+    real = pf.read(use_pandas_metadata=True).nbytes
+    assert claimed < real
+    monkeypatch.setattr(rundata, "MAX_TRACE_DATA_BYTES", (claimed + real) // 2)
+    with pytest.raises(rundata.RunInputError, match=r"decodes to more than .* more than its metadata says"):
+        rundata.read_run_dir(rd)
+    monkeypatch.setattr(rundata, "MAX_TRACE_DATA_BYTES", real + 1)
+    assert len(rundata.read_run_dir(rd).records()) == pf.metadata.num_rows

@@ -268,6 +268,22 @@ def _read_summary(d: Path, migrations: int) -> dict[str, Any]:
     return summary
 
 
+def _decode_capped(d: Path, pf: Any) -> Any:
+    """The trace table, decoded batch by batch while counting the bytes it really takes:
+    the metadata's sizes are the writer's word (a crafted file can claim a few bytes for
+    columns of long strings), so decoding stops once MAX_TRACE_DATA_BYTES is passed."""
+    import pyarrow as pa
+
+    batches, total = [], 0
+    for b in pf.iter_batches(batch_size=1 << 16, use_pandas_metadata=True):
+        total += b.nbytes
+        if total > MAX_TRACE_DATA_BYTES:
+            raise RunInputError([f"{d / 'trace.parquet'}: decodes to more than {MAX_TRACE_DATA_BYTES:,} "
+                                 "bytes (MAX_TRACE_DATA_BYTES), more than its metadata says"])  # fmt: skip
+        batches.append(b)
+    return pa.Table.from_batches(batches, schema=pf.schema_arrow)
+
+
 def _short(e: BaseException) -> str:
     s = str(e).strip().splitlines()[0] if str(e).strip() else ""
     return s if len(s) <= 200 else s[:200] + "..."
@@ -289,7 +305,7 @@ def read_run_dir(path: str | Path) -> RunData:
     try:
         pf, fh = _trace_rows(d, fd)
         with fh:
-            trace = pf.read(use_pandas_metadata=True).to_pandas()
+            trace = _decode_capped(d, pf).to_pandas()
     except RunInputError:
         raise
     except Exception as e:  # noqa: BLE001 - any unreadable file is bad input, not a crash
