@@ -172,3 +172,15 @@ def test_a_scenario_without_migration_is_one_line_exit_2(tmp_path):
     r = invoke(str(f), "-o", str(tmp_path / "o"))
     assert r.exit_code == 2
     assert r.stderr == f"{f}: the scenario has no migration: there are no destination steps to order\n"
+
+
+def test_a_space_with_no_clean_order_says_so(tmp_path):
+    """Not "constraints: none (check FAILS)": with no clean order there is nothing to separate."""
+    sp = tmp_path / "space.yaml"
+    sp.write_text("destination_orders:\n  - [memory, its_init, gits_cbaser, gits_regs, its_restore_tables, "
+                  "redistributors, gits_ctlr, resume]\nleave_out: false\n")
+    r = CliRunner().invoke(main, ["hazards", str(SMALL), "--space", str(sp), "-o", str(tmp_path / "o"),
+                                  "--no-progress"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "  constraints: none — no order in this space is clean (nothing to separate)\n" in r.stdout
+    assert json.loads((tmp_path / "o" / "hazards.json").read_text())["clean_orders"] == []

@@ -151,7 +151,10 @@ def _hazards(scenario: str, space_file: str | None, jobs: int, dask_address: str
              else f"all {result['runs']:,} runs from the store")  # fmt: skip
     click.echo(f"{result['scenario']}: {result['runs']:,} runs, {len(result['classes'])} classes "
                f"({n_clean:,} clean runs), {speed}")  # fmt: skip
-    click.echo(f"  constraints: {cons} (check {'holds' if result['constraint_check']['holds'] else 'FAILS'})")
+    if not result["clean_orders"]:
+        click.echo("  constraints: none — no order in this space is clean (nothing to separate)")
+    else:
+        click.echo(f"  constraints: {cons} (check {'holds' if result['constraint_check']['holds'] else 'FAILS'})")
     click.echo(f"  results: {out}/hazards.json")
 
 
