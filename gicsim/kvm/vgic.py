@@ -222,8 +222,22 @@ class VgicCore:
         """``vgic_prune_ap_list`` (at every guest exit, ``kvm_vgic_sync_hwstate``): drop LPIs
         that are no longer deliverable here; move retargeted ones to their new vCPU. This is
         where a MOVI/MAPC/MOVALL retarget of a queued LPI takes effect."""
-        for irq in list(self.cpus[vcpu].ap_list.values()):
-            self._prune_irq(vcpu, irq)
+        moved = None
+        for irq in self.cpus[vcpu].ap_list.values():  # vgic_target_oracle inlined (hot path)
+            if irq.active:
+                target = irq.vcpu if irq.vcpu is not None else irq.target_vcpu
+            elif irq.enabled and irq.pending_latch:
+                target = irq.target_vcpu
+            else:
+                target = None
+            if target != vcpu:
+                if moved is None:
+                    moved = [irq]
+                else:
+                    moved.append(irq)
+        if moved is not None:  # in list order, as the kernel walks it
+            for irq in moved:
+                self._prune_irq(vcpu, irq)
 
     def vgic_flush_pending_lpis(self, vcpu: int) -> None:
         """``vgic_flush_pending_lpis`` (EnableLPIs 1->0): every LPI off the ap_list, its
