@@ -27,7 +27,7 @@ def run(src, *, backend=None, kernel_tree=None):  # noqa: ANN001, ANN201
     if kernel_tree is not None and backend == "python":
         raise ValueError("gicsim.run: kernel_tree runs the kernel side on that tree's own code, "
                          "backend='python' on the Python model: give one of them")
-    sc = as_scenario(src)
+    sc = as_scenario(os.fspath(src) if isinstance(src, os.PathLike) else src)
     if backend is not None or kernel_tree is not None:
         from gicsim.scenario.kernel_backend import with_kernel_backend
 

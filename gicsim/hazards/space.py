@@ -82,7 +82,8 @@ def _orders(v: Any) -> Any:
         raise ValueError(f"expected 'all' or a list of step orders, got {_show(v)}")
     if not v:
         raise ValueError("expected 'all' or at least one step order, got an empty list")
-    problems = [((i,), f"expected a step order (a list of step names), got {_show(o)}", False)
+    problems: list[tuple[tuple[int, ...], str, bool]] = [
+        ((i,), f"expected a step order (a list of step names), got {_show(o)}", False)
                 for i, o in enumerate(v) if not isinstance(o, list)]  # fmt: skip
     problems += [((i, j), f"expected a step name, got {_show(x)}", False) for i, o in enumerate(v)
                  if isinstance(o, list) for j, x in enumerate(o) if not isinstance(x, str)]  # fmt: skip
@@ -354,6 +355,6 @@ def _check(d: dict[str, Any], where: str, pos: _Positions, src: tuple[Any, ...] 
     try:
         return resolved_dict(_validate(d, run_pos, where))
     except ScenarioError as e:
-        for s in e.problems:
-            located.append((spot[0], spot[1], s))
+        for msg in e.problems:
+            located.append((spot[0], spot[1], msg))
         return None

@@ -626,7 +626,7 @@ def write_report_dir(
             _rename_in(dfd, (MANIFEST,), staged.pop((MANIFEST, "before")))
             after = staged.pop((MANIFEST, "after"))
             for parts, tmp in sorted(staged.items()):
-                _rename_in(dfd, parts, tmp)  # type: ignore[arg-type]
+                _rename_in(dfd, parts, tmp)
             for rel in sorted(set(listed or ()) - set(rels)):
                 _remove_rel(dfd, _safe_relpath(rel))
             _rename_in(dfd, (MANIFEST,), after)
