@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from gicsim.scenario.errors import MAX_PROBLEMS, _show
+from gicsim.scenario.messages import type_message
 
 Count = Annotated[StrictInt, Field(ge=0)]  # a count or a time in ns
 Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
@@ -133,32 +134,9 @@ def _path(loc: tuple[Any, ...]) -> str:
 
 
 def _message(err: Any) -> str:
-    t, ctx, inp = err["type"], err.get("ctx") or {}, err.get("input")
-    if t == "value_error":
-        return str(ctx.get("error") or err["msg"])
-    if t == "missing":
-        return "missing required key"
-    if t == "extra_forbidden":
+    if err["type"] == "extra_forbidden":
         return "unknown key (summary.json holds only the keys of docs/summary-json.md)"
-    if t in ("int_type", "int_parsing", "int_from_float"):
-        return f"expected an integer, got {_show(inp)}"
-    if t in ("float_type", "float_parsing"):
-        return f"expected a number, got {_show(inp)}"
-    if t == "finite_number":
-        return f"expected a finite number, got {_show(inp)}"
-    if t in ("bool_type", "bool_parsing"):
-        return f"expected true or false, got {_show(inp)}"
-    if t == "string_type":
-        return f"expected a string, got {_show(inp)}"
-    if t in ("model_type", "dict_type", "model_attributes_type"):
-        return f"expected an object, got {_show(inp)}"
-    if t == "list_type":
-        return f"expected a list, got {_show(inp)}"
-    if t == "literal_error":
-        return f"expected {ctx.get('expected')}, got {_show(inp)}"
-    if t == "greater_than_equal":
-        return f"must be >= {ctx.get('ge')}, got {_show(inp)}"
-    return str(err["msg"])
+    return type_message(err, mapping="an object")
 
 
 def check_summary(raw: Any, filename: str) -> list[str]:

@@ -94,18 +94,15 @@ _BOUNDS = {
 _BOUND_CTX = {">=": "ge", ">": "gt", "<=": "le", "<": "lt"}
 
 
-def _message(err: Any) -> str:
+def type_message(err: Any, mapping: str = "a mapping") -> str:
+    """The one-line text of a pydantic error about a value's type or bounds (shared by the
+    scenario loader and the summary.json check, whose containers are called ``mapping``
+    and ``object``)."""
     t, ctx, inp = err["type"], err.get("ctx") or {}, err.get("input")
-    if t == "scenario":
-        return str(ctx.get("message"))
     if t in ("value_error", "assertion_error"):
         return str(ctx.get("error") or err["msg"])
     if t == "missing":
         return "missing required key"
-    if t == "invalid_key":
-        return f"keys must be strings, got {_show(inp)}"
-    if t == "extra_forbidden":
-        return _unknown_key(tuple(err["loc"]))
     if t in ("int_type", "int_parsing", "int_from_float"):
         return f"expected an integer, got {_show(inp)}"
     if t in ("bool_type", "bool_parsing"):
@@ -114,8 +111,10 @@ def _message(err: Any) -> str:
         return f"expected a string, got {_show(inp)}"
     if t in ("float_type", "float_parsing"):
         return f"expected a number, got {_show(inp)}"
+    if t == "finite_number":
+        return f"expected a finite number, got {_show(inp)}"
     if t in ("model_type", "dict_type", "model_attributes_type"):
-        return f"expected a mapping, got {_show(inp)}"
+        return f"expected {mapping}, got {_show(inp)}"
     if t in ("tuple_type", "list_type"):
         return f"expected a list, got {_show(inp)}"
     if t == "literal_error":
@@ -124,6 +123,17 @@ def _message(err: Any) -> str:
         op = _BOUNDS[t]
         return f"must be {op} {ctx.get(_BOUND_CTX[op])}, got {_show(inp)}"
     return str(err["msg"])
+
+
+def _message(err: Any) -> str:
+    t, ctx, inp = err["type"], err.get("ctx") or {}, err.get("input")
+    if t == "scenario":
+        return str(ctx.get("message"))
+    if t == "invalid_key":
+        return f"keys must be strings, got {_show(inp)}"
+    if t == "extra_forbidden":
+        return _unknown_key(tuple(err["loc"]))
+    return type_message(err)
 
 
 def _locate(loc: tuple[Any, ...], raw: Any) -> tuple[tuple[Any, ...], bool]:
