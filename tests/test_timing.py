@@ -226,9 +226,10 @@ def test_overrides_of_figures_nothing_charges_are_refused():
     the profile's own value (what a resolved scenario spells out) is accepted."""
     for f in NOT_CHARGED:
         key = f[:-3] + "_us" if f.endswith("_ns") else f
-        with pytest.raises(TimingSpecError, match=f"^{key}: a reference figure the simulation does not charge"):
-            resolve_timing({"overrides": {key: 12345}})
         same = getattr(ALTRA, f) / 1000 if f.endswith("_ns") else getattr(ALTRA, f)
+        with pytest.raises(TimingSpecError, match=f"^{key}: a reference figure the simulation does not charge") as e:
+            resolve_timing({"overrides": {key: 12345}})
+        assert str(e.value).endswith(f"(remove it, or keep the profile's {same!r})")  # in the key's unit
         assert resolve_timing({"overrides": {key: same}}) == ALTRA
     rows = {r[0]: r for r in profile_table(ALTRA)}
     assert rows["hvc_ns"][3].startswith("reference only, not charged (nothing in the model makes a hypercall); ")

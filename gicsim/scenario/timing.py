@@ -269,8 +269,8 @@ def not_charged_problems(changes: Mapping[str, Any], base: str) -> list[str]:
     ref = PROFILES[base]
     return [
         f"{keys[f]}: a reference figure the simulation does not charge ({NOT_CHARGED[f]}); "
-        f"an override would change nothing (remove it, or keep the profile's {getattr(ref, f)!r}"
-        f"{'' if not f.endswith('_ns') else ' ns'})"
+        f"an override would change nothing (remove it, or keep the profile's "
+        f"{getattr(ref, f) / 1000 if f.endswith('_ns') else getattr(ref, f)!r})"
         for f, v in changes.items()
         if f in NOT_CHARGED and v != getattr(ref, f)
     ]
